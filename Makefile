@@ -1,0 +1,23 @@
+# The two commands of the README, and the pieces they are made of.
+.PHONY: deps build test demo cluster-up cluster-down
+
+deps:
+	scripts/deps
+
+build: deps
+	cargo build --workspace --all-targets
+
+# Every test: unit, component and cluster. Cluster tests start the local control plane
+# themselves (tests/cluster/up) and leave it running for the next run; `make cluster-down` stops it.
+test: build
+	cargo test --workspace --no-fail-fast
+
+# The local demo: a real control plane, and `kubectl causely` used through kubectl.
+demo: build
+	scripts/demo
+
+cluster-up: deps
+	tests/cluster/up
+
+cluster-down:
+	tests/cluster/down

@@ -1,0 +1,31 @@
+//! The executor. So far only its command line; validated, dry-run-first remediation actions live here as they are built.
+
+use clap::Parser;
+
+/// Causely executor: carries out remediation actions the mediator hands it, each validated, dry-run first and recorded.
+#[derive(Debug, Parser)]
+#[command(name = "causely-executor", version, about, long_about = None)]
+pub struct Cli {}
+
+/// Runs the component. This build carries only the command-line surface and the shared model;
+/// it refuses to start rather than pretend to remediate.
+pub fn run(_cli: Cli) -> anyhow::Result<()> {
+    anyhow::bail!("this build of causely-executor cannot remediate yet; it only answers --help and --version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn running_without_the_component_built_is_an_error_not_a_silent_success() {
+        let err = run(Cli {}).unwrap_err();
+        assert!(err.to_string().contains("cannot"), "{err}");
+    }
+}

@@ -1,0 +1,18 @@
+//! The `kubectl causely` plugin: command-line surface, cluster access and the commands themselves.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod kubeconfig;
+
+use exit::{Failure, Outcome};
+
+/// Runs one parsed command line to completion.
+pub fn run(cli: cli::Cli) -> Result<Outcome, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::CouldNotRun(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(commands::dispatch(cli))
+}

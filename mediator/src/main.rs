@@ -1,0 +1,16 @@
+//! Entry point of `causely-mediator`: parse the command line, run, map errors to exit code 2.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = causely_mediator::Cli::parse();
+    match causely_mediator::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

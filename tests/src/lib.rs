@@ -1,0 +1,6 @@
+//! Helpers for the end-to-end tests: the local control plane (started on demand), paths to the
+//! workspace's binaries, and polling.
+
+pub mod cluster;
+pub mod poll;
+pub mod workspace;
