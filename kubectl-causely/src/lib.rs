@@ -1,5 +1,6 @@
 //! The `kubectl causely` plugin: command-line surface, cluster access and the commands themselves.
 
+pub mod baseline;
 pub mod cli;
 pub mod commands;
 pub mod exit;
