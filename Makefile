@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo cluster-up cluster-down
+.PHONY: deps build test demo manifests cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -15,6 +15,12 @@ test: build
 # The local demo: a real control plane, and `kubectl causely` used through kubectl.
 demo: build
 	scripts/demo
+
+# The rendered releases kept in manifests/ (a test fails when they are stale).
+manifests:
+	cargo build -p kubectl-causely
+	target/debug/kubectl-causely install --dry-run -o yaml > manifests/default.yaml
+	target/debug/kubectl-causely install --dry-run -o yaml --executor > manifests/executor.yaml
 
 cluster-up: deps
 	tests/cluster/up

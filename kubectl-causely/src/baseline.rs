@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The published baseline, compiled into the binary so that the plugin and the data file cannot
 /// disagree.
 pub const SEED_YAML: &str = include_str!("../../permissions/seed.yaml");
 
 /// The four mediation components.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Component {
     Agent,

@@ -16,8 +16,59 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install the mediation layer (or print what would be installed, with --dry-run).
+    Install(InstallArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
+}
+
+/// Where `install` applies its objects, or that it only prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Render locally and print; the cluster is not contacted.
+    Client,
+    /// Send every object to the API server as a dry run (admission runs; nothing is stored).
+    Server,
+}
+
+/// Formats of rendered objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManifestFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Namespace to install into.
+    #[arg(short = 'n', long, default_value = crate::render::settings::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The agent's pod posture.
+    #[arg(long, value_enum, default_value = "least-privilege")]
+    pub agent_mode: crate::render::settings::AgentMode,
+    /// Install the optional executor.
+    #[arg(long)]
+    pub executor: bool,
+    /// What the executor is bound to (only with --executor).
+    #[arg(long, value_enum, default_value = "scoped", requires = "executor")]
+    pub executor_rbac: crate::render::settings::ExecutorRbac,
+    /// Where the mediator keeps its ledger and queue.
+    #[arg(long, value_enum, default_value = "persistent")]
+    pub mediator_storage: crate::render::settings::MediatorStorage,
+    /// `in-cluster` to install VictoriaMetrics, or `external:URL` to use an existing one.
+    #[arg(long, default_value = "in-cluster", value_name = "in-cluster|external:URL")]
+    pub victoria_metrics: String,
+    /// Registry every image is pulled from.
+    #[arg(long, default_value = crate::render::settings::DEFAULT_REGISTRY)]
+    pub registry: String,
+    /// Print (client) or server-validate (server) instead of applying.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
+    pub dry_run: Option<DryRun>,
+    /// Output format of --dry-run.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub output: ManifestFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
 }
 
 /// How to reach the cluster; the same flags and meanings as kubectl's.
@@ -97,9 +148,25 @@ mod tests {
     }
 
     #[test]
+    fn install_dry_run_defaults_to_client() {
+        let cli = Cli::try_parse_from(["kubectl-causely", "install", "--dry-run"]).unwrap();
+        let Command::Install(args) = cli.command else { panic!("not install") };
+        assert_eq!(args.dry_run, Some(DryRun::Client));
+        let cli = Cli::try_parse_from(["kubectl-causely", "install", "--dry-run=server"]).unwrap();
+        let Command::Install(args) = cli.command else { panic!("not install") };
+        assert_eq!(args.dry_run, Some(DryRun::Server));
+    }
+
+    #[test]
+    fn executor_rbac_requires_the_executor() {
+        assert!(Cli::try_parse_from(["kubectl-causely", "install", "--executor-rbac", "cluster-admin"]).is_err());
+        assert!(Cli::try_parse_from(["kubectl-causely", "install", "--executor", "--executor-rbac", "cluster-admin"]).is_ok());
+    }
+
+    #[test]
     fn version_flags_parse() {
         let cli = Cli::try_parse_from(["kubectl-causely", "version", "--client", "-o", "json"]).unwrap();
-        let Command::Version(args) = cli.command;
+        let Command::Version(args) = cli.command else { panic!("not version") };
         assert!(args.client);
         assert_eq!(args.output, OutputFormat::Json);
     }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod kubeconfig;
+pub mod render;
 
 use exit::{Failure, Outcome};
 

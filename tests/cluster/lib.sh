@@ -24,6 +24,7 @@ vm_port=38428
 service_cidr=10.96.0.0/16
 pod_cidr=10.244.0.0/16
 nodes=(kwok-node-1 kwok-node-2 kwok-node-3)
+pv_pool=(local-pv-{01..20})
 
 die() { echo "cluster: $*" >&2; exit 2; }
 say() { echo "cluster: $*" >&2; }

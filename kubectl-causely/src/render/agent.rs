@@ -1,0 +1,93 @@
+//! The agent DaemonSet, in its two postures.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, HostPathVolumeSource, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::settings::{AgentMode, Settings};
+use super::{meta, pod, ports};
+use crate::baseline::Component;
+
+/// A read-only hostPath mount of `host` at `path`.
+fn host_mount(name: &str, host: &str, path: &str) -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: name.to_owned(),
+        host_path: Some(HostPathVolumeSource { path: host.to_owned(), type_: Some("Directory".to_owned()) }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
+}
+
+/// What the agent reads from its node, mounted read-only.
+fn host_mounts(mode: AgentMode) -> Vec<(Volume, VolumeMount)> {
+    match mode {
+        AgentMode::LeastPrivilege => vec![
+            // Kernel type information for CO-RE relocation of the eBPF programs.
+            host_mount("btf", "/sys/kernel/btf", "/sys/kernel/btf"),
+            // Container CPU, memory, throttling and OOM counters.
+            host_mount("cgroup", "/sys/fs/cgroup", "/host/sys/fs/cgroup"),
+            // Process to cgroup attribution, node CPU, memory and pressure.
+            host_mount("proc", "/proc", "/host/proc"),
+        ],
+        // The published posture mounts the whole host filesystem.
+        AgentMode::Privileged => vec![host_mount("host", "/", "/host")],
+    }
+}
+
+pub fn daemon_set(settings: &Settings) -> DaemonSet {
+    let component = Component::Agent;
+    let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) = host_mounts(settings.agent_mode).into_iter().unzip();
+    let security = match settings.agent_mode {
+        AgentMode::LeastPrivilege => pod::agent_least_privilege(),
+        AgentMode::Privileged => pod::agent_privileged(),
+    };
+    let container = Container {
+        name: "agent".to_owned(),
+        image: Some(settings.image(component)),
+        env: Some(vec![
+            pod::env_field("NODE_NAME", "spec.nodeName"),
+            pod::env("CAUSELY_MEDIATOR_URL", super::mediator::url(settings)),
+            pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
+            pod::env("CAUSELY_HOST_ROOT", "/host"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("health".to_owned()),
+            container_port: ports::AGENT_HEALTH,
+            ..ContainerPort::default()
+        }]),
+        liveness_probe: Some(pod::http_probe("/healthz", ports::AGENT_HEALTH, 20)),
+        readiness_probe: Some(pod::http_probe("/readyz", ports::AGENT_HEALTH, 10)),
+        resources: Some(pod::resources("25m", "32Mi", "64Mi")),
+        security_context: Some(security),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    DaemonSet {
+        metadata: meta::namespaced(settings, component, meta::name(component)),
+        spec: Some(DaemonSetSpec {
+            selector: meta::selector(component),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(meta::name(component)),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    // Every node, whatever its taints: a node without an agent is a blind spot.
+                    tolerations: Some(vec![Toleration { operator: Some("Exists".to_owned()), ..Toleration::default() }]),
+                    priority_class_name: Some("system-node-critical".to_owned()),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DaemonSetSpec::default()
+        }),
+        status: None,
+    }
+}

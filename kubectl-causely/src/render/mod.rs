@@ -1,0 +1,145 @@
+//! Rendering: settings and the permission baseline in, the typed Kubernetes objects of a release
+//! out, in the order they must be applied. Pure: no cluster access.
+
+pub mod agent;
+pub mod executor;
+pub mod mediator;
+pub mod meta;
+pub mod network;
+pub mod pod;
+pub mod ports;
+pub mod rbac;
+pub mod settings;
+pub mod victoria_metrics;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use serde::Serialize;
+
+use crate::baseline::{Baseline, Component};
+use settings::{Settings, SettingsError, VictoriaMetrics};
+
+/// One rendered object, ready to apply or print.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The whole object, including `apiVersion` and `kind`.
+    pub object: serde_json::Value,
+}
+
+impl Manifest {
+    pub fn of<K>(object: &K) -> Manifest
+    where
+        K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> + Serialize,
+    {
+        let meta = object.metadata();
+        Manifest {
+            api_version: K::API_VERSION.to_owned(),
+            kind: K::KIND.to_owned(),
+            namespace: meta.namespace.clone(),
+            name: meta.name.clone().unwrap_or_default(),
+            // k8s-openapi objects always serialize; a failure here is a bug in a type, not input.
+            object: serde_json::to_value(object).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// The install's namespace. It admits the agent, which needs host access in either posture, so it
+/// enforces "privileged"; it audits against "restricted", which every other component meets.
+fn namespace(settings: &Settings) -> Namespace {
+    let mut metadata = meta::cluster_scoped(settings, Component::Mediator, settings.namespace.clone());
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.remove("app.kubernetes.io/name");
+        labels.insert("pod-security.kubernetes.io/enforce".to_owned(), "privileged".to_owned());
+        labels.insert("pod-security.kubernetes.io/audit".to_owned(), "restricted".to_owned());
+    }
+    Namespace { metadata, ..Namespace::default() }
+}
+
+/// Every object of the release for `settings`, in apply order: the namespace, identities and
+/// permissions, network policies, storage and services, then workloads.
+pub fn render(settings: &Settings, baseline: &Baseline) -> Result<Vec<Manifest>, SettingsError> {
+    settings.validate()?;
+    let in_cluster_vm = settings.victoria_metrics == VictoriaMetrics::InCluster;
+    let mut components = vec![Component::Agent, Component::Mediator];
+    if settings.executor.is_some() {
+        components.push(Component::Executor);
+    }
+    if in_cluster_vm {
+        components.push(Component::VictoriaMetrics);
+    }
+
+    let mut out = vec![Manifest::of(&namespace(settings))];
+    out.extend(components.iter().map(|c| Manifest::of(&rbac::service_account(settings, *c))));
+    let (roles, bindings) = rbac::cluster_rbac(settings, baseline);
+    out.extend(roles.iter().map(Manifest::of));
+    out.extend(bindings.iter().map(Manifest::of));
+    let (role, binding) = rbac::mediator_lease_role(settings);
+    out.push(Manifest::of(&role));
+    out.push(Manifest::of(&binding));
+    out.extend(network::policies(settings).iter().map(Manifest::of));
+    if let Some(claim) = mediator::state_claim(settings) {
+        out.push(Manifest::of(&claim));
+    }
+    out.push(Manifest::of(&mediator::service(settings)));
+    if in_cluster_vm {
+        out.push(Manifest::of(&victoria_metrics::service(settings)));
+        out.push(Manifest::of(&victoria_metrics::stateful_set(settings)));
+    }
+    out.push(Manifest::of(&mediator::deployment(settings)));
+    if settings.executor.is_some() {
+        out.push(Manifest::of(&executor::deployment(settings)));
+    }
+    out.push(Manifest::of(&agent::daemon_set(settings)));
+    Ok(out)
+}
+
+/// Output formats of a rendered release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// Prints the manifests: YAML as a multi-document stream, JSON as a `v1/List`.
+pub fn print(manifests: &[Manifest], format: Format) -> Result<String, String> {
+    match format {
+        Format::Yaml => {
+            let mut out = String::new();
+            for manifest in manifests {
+                out.push_str("---\n");
+                out.push_str(&serde_saphyr::to_string(&manifest.object).map_err(|e| e.to_string())?);
+            }
+            Ok(out)
+        }
+        Format::Json => {
+            let list = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": manifests.iter().map(|m| &m.object).collect::<Vec<_>>(),
+            });
+            serde_json::to_string_pretty(&list).map(|s| s + "\n").map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Counts of rendered objects by kind, for summaries.
+pub fn kinds(manifests: &[Manifest]) -> BTreeMap<&str, usize> {
+    let mut counts = BTreeMap::new();
+    for m in manifests {
+        *counts.entry(m.kind.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
