@@ -16,8 +16,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Install the mediation layer (or print what would be installed, with --dry-run).
+    /// Install the mediation layer, or print (--dry-run) or server-validate (--dry-run=server) it.
     Install(InstallArgs),
+    /// Upgrade an install to this release, keeping its recorded settings unless overridden.
+    Upgrade(UpgradeArgs),
+    /// Remove everything an install created; PersistentVolumeClaims stay unless --purge.
+    Uninstall(UninstallArgs),
+    /// Show each component's desired and ready counts, version and age; exit 1 when unhealthy.
+    Status(StatusArgs),
+    /// Check that the cluster can take an install (--pre), or that an install is healthy.
+    Check(CheckArgs),
+    /// Print a shell completion script.
+    Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
     Version(VersionArgs),
 }
@@ -38,29 +48,61 @@ pub enum ManifestFormat {
     Json,
 }
 
-#[derive(Debug, Args)]
-pub struct InstallArgs {
-    /// Namespace to install into.
+/// The namespace an install lives in.
+#[derive(Debug, Clone, Args)]
+pub struct NamespaceFlag {
+    /// Namespace of the install.
     #[arg(short = 'n', long, default_value = crate::render::settings::DEFAULT_NAMESPACE)]
     pub namespace: String,
-    /// The agent's pod posture.
-    #[arg(long, value_enum, default_value = "least-privilege")]
-    pub agent_mode: crate::render::settings::AgentMode,
+}
+
+/// Settings of an install. `install` fills what is not given with this release's defaults;
+/// `upgrade` with what the install recorded.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsFlags {
+    /// The agent's pod posture [default: least-privilege].
+    #[arg(long, value_enum)]
+    pub agent_mode: Option<crate::render::settings::AgentMode>,
     /// Install the optional executor.
-    #[arg(long)]
-    pub executor: bool,
-    /// What the executor is bound to (only with --executor).
-    #[arg(long, value_enum, default_value = "scoped", requires = "executor")]
-    pub executor_rbac: crate::render::settings::ExecutorRbac,
-    /// Where the mediator keeps its ledger and queue.
-    #[arg(long, value_enum, default_value = "persistent")]
-    pub mediator_storage: crate::render::settings::MediatorStorage,
-    /// `in-cluster` to install VictoriaMetrics, or `external:URL` to use an existing one.
-    #[arg(long, default_value = "in-cluster", value_name = "in-cluster|external:URL")]
-    pub victoria_metrics: String,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub executor: Option<bool>,
+    /// What the executor is bound to [default: scoped].
+    #[arg(long, value_enum)]
+    pub executor_rbac: Option<crate::render::settings::ExecutorRbac>,
+    /// Where the mediator keeps its ledger and queue [default: persistent].
+    #[arg(long, value_enum)]
+    pub mediator_storage: Option<crate::render::settings::MediatorStorage>,
+    /// `in-cluster` to install VictoriaMetrics, or `external:URL` to use an existing one [default: in-cluster].
+    #[arg(long, value_name = "in-cluster|external:URL")]
+    pub victoria_metrics: Option<String>,
     /// Registry every image is pulled from.
-    #[arg(long, default_value = crate::render::settings::DEFAULT_REGISTRY)]
-    pub registry: String,
+    #[arg(long, value_name = "HOST[/PATH]")]
+    pub registry: Option<String>,
+    /// Override one value, e.g. image.agent=REF (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A values file: per-component nodeSelector, tolerations and resources, and the upstream URL.
+    #[arg(short = 'f', long = "values", value_name = "PATH")]
+    pub values: Option<PathBuf>,
+}
+
+/// Waiting for a rollout.
+#[derive(Debug, Clone, Args)]
+pub struct WaitFlags {
+    /// Wait until every component is ready, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub settings: SettingsFlags,
     /// Print (client) or server-validate (server) instead of applying.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "client", require_equals = true)]
     pub dry_run: Option<DryRun>,
@@ -68,7 +110,73 @@ pub struct InstallArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub output: ManifestFormat,
     #[command(flatten)]
+    pub wait: WaitFlags,
+    #[command(flatten)]
     pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub settings: SettingsFlags,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Whether a failed rollout is rolled back to the recorded previous release.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub rollback_on_failure: bool,
+    /// How long to wait for the rollout, e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    /// Also delete the PersistentVolumeClaims (the mediator's ledger, VictoriaMetrics' data) and the namespace.
+    #[arg(long)]
+    pub purge: bool,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub wait: WaitFlags,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    /// Check that the cluster can take an install, instead of checking an install.
+    #[arg(long)]
+    pub pre: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// How to reach the cluster; the same flags and meanings as kubectl's.
@@ -116,7 +224,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
-        _ => return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h")),
+        _ => {
+            return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h"));
+        }
     };
     millis.map(Duration::from_millis).ok_or_else(|| format!("{text:?} is too long"))
 }
@@ -158,9 +268,18 @@ mod tests {
     }
 
     #[test]
-    fn executor_rbac_requires_the_executor() {
-        assert!(Cli::try_parse_from(["kubectl-causely", "install", "--executor-rbac", "cluster-admin"]).is_err());
-        assert!(Cli::try_parse_from(["kubectl-causely", "install", "--executor", "--executor-rbac", "cluster-admin"]).is_ok());
+    fn settings_flags_left_out_stay_unset_so_upgrade_can_keep_recorded_ones() {
+        let cli = Cli::try_parse_from(["kubectl-causely", "upgrade", "--registry", "r.io"]).unwrap();
+        let Command::Upgrade(args) = cli.command else { panic!("not upgrade") };
+        assert_eq!(args.settings.registry.as_deref(), Some("r.io"));
+        assert_eq!(args.settings.agent_mode, None);
+        assert_eq!(args.settings.executor, None);
+        let cli = Cli::try_parse_from(["kubectl-causely", "install", "--executor"]).unwrap();
+        let Command::Install(args) = cli.command else { panic!("not install") };
+        assert_eq!(args.settings.executor, Some(true));
+        let cli = Cli::try_parse_from(["kubectl-causely", "upgrade", "--executor=false"]).unwrap();
+        let Command::Upgrade(args) = cli.command else { panic!("not upgrade") };
+        assert_eq!(args.settings.executor, Some(false));
     }
 
     #[test]

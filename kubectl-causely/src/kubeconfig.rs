@@ -18,9 +18,9 @@ pub async fn load_config(flags: &ClusterFlags) -> Result<Config, Failure> {
                 .await
                 .map_err(|e| Failure::Usage(format!("kubeconfig {}: {e}", path.display())))?
         }
-        None if flags.context.is_some() => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| Failure::Usage(format!("kubeconfig: {e}")))?,
+        None if flags.context.is_some() => {
+            Config::from_kubeconfig(&options).await.map_err(|e| Failure::Usage(format!("kubeconfig: {e}")))?
+        }
         None => Config::infer().await.map_err(|e| {
             Failure::CouldNotRun(format!("no cluster configured (use --kubeconfig or set KUBECONFIG): {e}"))
         })?,

@@ -1,11 +1,18 @@
 //! The `kubectl causely` plugin: command-line surface, cluster access and the commands themselves.
 
 pub mod baseline;
+pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod exit;
+pub mod health;
 pub mod kubeconfig;
+pub mod options;
+pub mod plan;
+pub mod record;
 pub mod render;
+pub mod rollout;
 
 use exit::{Failure, Outcome};
 

@@ -1,6 +1,8 @@
 //! What `install` renders: the published ClusterRoles rule for rule, the two agent postures, the
 //! "restricted" posture of every other pod, labels, options, and byte-stable output.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a panic is the failure report
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodSpec, SecurityContext};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -168,7 +170,8 @@ fn output_is_identical_across_renders_and_json_is_a_list() {
     let a = render::print(&release(&settings), Format::Yaml).unwrap();
     let b = render::print(&release(&settings), Format::Yaml).unwrap();
     assert_eq!(a, b);
-    let json: serde_json::Value = serde_json::from_str(&render::print(&release(&settings), Format::Json).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&render::print(&release(&settings), Format::Json).unwrap()).unwrap();
     assert_eq!(json["kind"], "List");
     assert_eq!(json["items"].as_array().unwrap().len(), release(&settings).len());
 }

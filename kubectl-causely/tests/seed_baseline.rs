@@ -26,7 +26,8 @@ fn published_rule_blocks() -> Vec<Vec<Rule>> {
             .copied()
             .collect();
         let yaml = format!("rules:\n{}", body.join("\n"));
-        let parsed: Rules = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("published rules parse: {e}\n{yaml}"));
+        let parsed: Rules =
+            serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("published rules parse: {e}\n{yaml}"));
         blocks.push(parsed.rules);
     }
     blocks
@@ -72,7 +73,11 @@ fn only_the_agent_is_published_as_privileged_root_with_the_host_filesystem() {
     let agent = seed.component(Component::Agent).pod;
     assert!(agent.privileged && agent.run_as_root && agent.host_filesystem);
     // "all components operate with minimal privileges ... unless stated otherwise"
-    assert!(SEED_TEXT.contains("non-root user status, absence of privilege (securityContext.privileged=false), no hostPath mounts"));
+    assert!(
+        SEED_TEXT.contains(
+            "non-root user status, absence of privilege (securityContext.privileged=false), no hostPath mounts"
+        )
+    );
     for component in [Component::Mediator, Component::Executor, Component::VictoriaMetrics] {
         let pod = seed.component(component).pod;
         assert!(!pod.privileged && !pod.run_as_root && !pod.host_filesystem, "{component}");

@@ -114,9 +114,13 @@ impl Action {
 pub enum ActionOutcome {
     Applied {},
     /// Refused before touching the cluster (policy, expiry, repeated id, malformed).
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     /// Attempted, and the API server refused or failed.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// The executor's report on one action.

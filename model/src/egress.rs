@@ -98,10 +98,7 @@ mod tests {
     #[test]
     fn a_snapshot_batch_round_trips_through_json() {
         let batch = EgressBatch {
-            topology: TopologyPayload::Snapshot {
-                entities: vec![Entity::new(EntityId::node("n1"))],
-                edges: vec![],
-            },
+            topology: TopologyPayload::Snapshot { entities: vec![Entity::new(EntityId::node("n1"))], edges: vec![] },
             symptoms: vec![],
             ..delta_batch()
         };

@@ -222,9 +222,8 @@ impl FromStr for EntityId {
             }
             "workload" => {
                 expect(3)?;
-                let kind = WorkloadKind::from_id_segment(segments[0]).ok_or_else(|| {
-                    IdError::UnknownWorkloadKind { id: id.to_owned(), kind: segments[0].to_owned() }
-                })?;
+                let kind = WorkloadKind::from_id_segment(segments[0])
+                    .ok_or_else(|| IdError::UnknownWorkloadKind { id: id.to_owned(), kind: segments[0].to_owned() })?;
                 Ok(EntityId::Workload { kind, namespace: name(1)?, name: name(2)? })
             }
             _ => Err(IdError::UnknownPrefix(id.to_owned())),

@@ -9,6 +9,9 @@ state=${CAUSELY_CLUSTER_DIR:-$repo/target/cluster}
 cache=${CAUSELY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/causely}
 k8s_bin=$cache/kubernetes-$K8S_VERSION
 kwok_bin=$cache/kwok-$KWOK_VERSION
+# etcd's release is the one tests/cluster/etcd/go.mod requires.
+ETCD_VERSION=$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$here/etcd/go.mod")
+etcd_bin=$cache/etcd-$ETCD_VERSION
 pki=$state/pki
 pids=$state/pids
 logs=$state/logs

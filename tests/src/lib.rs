@@ -2,5 +2,6 @@
 //! workspace's binaries, and polling.
 
 pub mod cluster;
+pub mod plugin;
 pub mod poll;
 pub mod workspace;

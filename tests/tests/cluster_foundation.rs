@@ -39,7 +39,8 @@ where
 
 /// A unique, valid namespace name for this run.
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -188,7 +189,8 @@ async fn a_service_account_token_is_issued_and_rbac_denies_what_it_was_not_grant
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
         let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "nobody"}}))?;
         accounts.create(&PostParams::default(), &account).await?;
-        let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
+        let request: TokenRequest =
+            serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
         let issued = accounts.create_token_request("nobody", &PostParams::default(), &request).await?;
         let token = issued.status.context("token request has no status")?.token;
         ensure!(token.split('.').count() == 3, "the issued token is not a JWT");
@@ -202,7 +204,8 @@ async fn a_service_account_token_is_issued_and_rbac_denies_what_it_was_not_grant
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let as_nobody = Client::try_from(config)?;
 
-        let err = Api::<Pod>::namespaced(as_nobody, &ns).list(&ListParams::default()).await.expect_err("RBAC must deny");
+        let err =
+            Api::<Pod>::namespaced(as_nobody, &ns).list(&ListParams::default()).await.expect_err("RBAC must deny");
         let text = err.to_string();
         assert!(text.contains(&format!("system:serviceaccount:{ns}:nobody")), "denied for another identity: {text}");
         assert!(text.contains("forbidden"), "not an RBAC denial: {text}");

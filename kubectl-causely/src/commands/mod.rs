@@ -1,6 +1,11 @@
 //! One module per subcommand; each takes its parsed arguments and returns an exit outcome.
 
+pub mod check;
+pub mod completion;
 pub mod install;
+pub mod status;
+pub mod uninstall;
+pub mod upgrade;
 pub mod version;
 
 use crate::cli::{Cli, Command};
@@ -9,6 +14,11 @@ use crate::exit::{Failure, Outcome};
 pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
     match cli.command {
         Command::Install(args) => install::run(args).await,
+        Command::Upgrade(args) => upgrade::run(args).await,
+        Command::Uninstall(args) => uninstall::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Check(args) => check::run(args).await,
+        Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
 }

@@ -35,9 +35,10 @@ pub async fn run(args: VersionArgs) -> Result<Outcome, Failure> {
     let mut report = VersionReport { client_version: CLIENT_VERSION.to_owned(), server_version: None };
     if !args.client {
         let (client, config) = kubeconfig::client(&args.cluster).await?;
-        let info = client.apiserver_version().await.map_err(|e| {
-            Failure::CouldNotRun(format!("cannot reach the API server at {}: {e}", config.cluster_url))
-        })?;
+        let info = client
+            .apiserver_version()
+            .await
+            .map_err(|e| Failure::CouldNotRun(format!("cannot reach the API server at {}: {e}", config.cluster_url)))?;
         report.server_version = Some(info.git_version);
     }
     println!("{}", render(&report, args.output));

@@ -70,21 +70,23 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
         volume_mounts: Some(mounts),
         ..Container::default()
     };
+    let mut spec = PodSpec {
+        service_account_name: Some(meta::name(component)),
+        containers: vec![container],
+        volumes: Some(volumes),
+        // Every node, whatever its taints: a node without an agent is a blind spot.
+        tolerations: Some(vec![Toleration { operator: Some("Exists".to_owned()), ..Toleration::default() }]),
+        priority_class_name: Some("system-node-critical".to_owned()),
+        ..PodSpec::default()
+    };
+    pod::apply_values(&mut spec, settings.values.component(component));
     DaemonSet {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DaemonSetSpec {
             selector: meta::selector(component),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(meta::name(component)),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    // Every node, whatever its taints: a node without an agent is a blind spot.
-                    tolerations: Some(vec![Toleration { operator: Some("Exists".to_owned()), ..Toleration::default() }]),
-                    priority_class_name: Some("system-node-critical".to_owned()),
-                    ..PodSpec::default()
-                }),
+                spec: Some(spec),
             },
             ..DaemonSetSpec::default()
         }),

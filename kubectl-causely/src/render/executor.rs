@@ -24,6 +24,13 @@ pub fn deployment(settings: &Settings) -> Deployment {
         security_context: Some(pod::restricted_container()),
         ..Container::default()
     };
+    let mut pod_spec = PodSpec {
+        service_account_name: Some(meta::name(component)),
+        security_context: Some(pod::restricted_pod()),
+        containers: vec![container],
+        ..PodSpec::default()
+    };
+    pod::apply_values(&mut pod_spec, settings.values.component(component));
     Deployment {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DeploymentSpec {
@@ -31,12 +38,7 @@ pub fn deployment(settings: &Settings) -> Deployment {
             selector: meta::selector(component),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(meta::name(component)),
-                    security_context: Some(pod::restricted_pod()),
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod_spec),
             },
             ..DeploymentSpec::default()
         }),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec,
-    VolumeMount, VolumeResourceRequirements, Volume,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -73,20 +73,23 @@ pub fn deployment(settings: &Settings) -> Deployment {
             }),
             ..Volume::default()
         },
-        MediatorStorage::Ephemeral => Volume {
-            name: "state".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
+        MediatorStorage::Ephemeral => {
+            Volume { name: "state".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+        }
     };
     let container = Container {
         name: "mediator".to_owned(),
         image: Some(settings.image(component)),
-        env: Some(vec![
-            pod::env_field("POD_NAMESPACE", "metadata.namespace"),
-            pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
-            pod::env("CAUSELY_STATE_DIR", STATE_DIR),
-        ]),
+        env: Some(
+            vec![
+                pod::env_field("POD_NAMESPACE", "metadata.namespace"),
+                pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
+                pod::env("CAUSELY_STATE_DIR", STATE_DIR),
+            ]
+            .into_iter()
+            .chain(settings.values.upstream.as_ref().map(|url| pod::env("CAUSELY_UPSTREAM_URL", url.clone())))
+            .collect(),
+        ),
         ports: Some(vec![ContainerPort {
             name: Some("api".to_owned()),
             container_port: ports::MEDIATOR_API,
@@ -103,6 +106,14 @@ pub fn deployment(settings: &Settings) -> Deployment {
         }]),
         ..Container::default()
     };
+    let mut pod_spec = PodSpec {
+        service_account_name: Some(meta::name(component)),
+        security_context: Some(pod::restricted_pod()),
+        containers: vec![container],
+        volumes: Some(vec![state]),
+        ..PodSpec::default()
+    };
+    pod::apply_values(&mut pod_spec, settings.values.component(component));
     Deployment {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DeploymentSpec {
@@ -112,13 +123,7 @@ pub fn deployment(settings: &Settings) -> Deployment {
             strategy: Some(DeploymentStrategy { type_: Some("Recreate".to_owned()), rolling_update: None }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(meta::name(component)),
-                    security_context: Some(pod::restricted_pod()),
-                    containers: vec![container],
-                    volumes: Some(vec![state]),
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod_spec),
             },
             ..DeploymentSpec::default()
         }),

@@ -10,6 +10,7 @@ pub mod pod;
 pub mod ports;
 pub mod rbac;
 pub mod settings;
+pub mod values;
 pub mod victoria_metrics;
 
 use std::collections::BTreeMap;
@@ -34,7 +35,9 @@ pub struct Manifest {
 impl Manifest {
     pub fn of<K>(object: &K) -> Manifest
     where
-        K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> + Serialize,
+        K: k8s_openapi::Resource
+            + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+            + Serialize,
     {
         let meta = object.metadata();
         Manifest {
@@ -45,6 +48,16 @@ impl Manifest {
             // k8s-openapi objects always serialize; a failure here is a bug in a type, not input.
             object: serde_json::to_value(object).unwrap_or(serde_json::Value::Null),
         }
+    }
+
+    /// A manifest from an object read back (e.g. from the install record).
+    pub fn from_value(object: serde_json::Value) -> Result<Manifest, String> {
+        let text = |pointer: &str| object.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
+        let api_version = text("/apiVersion").ok_or("an object has no apiVersion")?;
+        let kind = text("/kind").ok_or("an object has no kind")?;
+        let name = text("/metadata/name").ok_or("an object has no name")?;
+        let namespace = text("/metadata/namespace");
+        Ok(Manifest { api_version, kind, namespace, name, object })
     }
 
     /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped objects.

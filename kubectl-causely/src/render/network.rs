@@ -99,7 +99,10 @@ fn default_deny(settings: &Settings) -> NetworkPolicy {
         metadata,
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([("app.kubernetes.io/part-of".to_owned(), meta::PART_OF.to_owned())])),
+                match_labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/part-of".to_owned(),
+                    meta::PART_OF.to_owned(),
+                )])),
                 match_expressions: None,
             }),
             policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
@@ -139,7 +142,7 @@ pub fn policies(settings: &Settings) -> Vec<NetworkPolicy> {
                 dns(),
                 api_server(),
                 // The upstream backend, over HTTPS.
-                to(vec![], vec![tcp(443)]),
+                to(vec![], vec![tcp(settings.values.upstream.as_deref().map_or(443, url_port))]),
             ],
         ),
     ];

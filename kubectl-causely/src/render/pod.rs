@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, Probe,
+    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, Probe,
     ResourceRequirements, SeccompProfile, SecurityContext,
 };
+
+use super::values::ComponentValues;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -105,5 +107,19 @@ pub fn env_field(name: &str, field_path: &str) -> EnvVar {
             field_ref: Some(ObjectFieldSelector { field_path: field_path.to_owned(), api_version: None }),
             ..EnvVarSource::default()
         }),
+    }
+}
+
+/// Applies a component's values: node selector, tolerations (replacing the defaults) and the
+/// resources of its container.
+pub fn apply_values(spec: &mut PodSpec, values: &ComponentValues) {
+    if let Some(selector) = &values.node_selector {
+        spec.node_selector = Some(selector.clone());
+    }
+    if let Some(tolerations) = &values.tolerations {
+        spec.tolerations = Some(tolerations.clone());
+    }
+    if let (Some(resources), Some(container)) = (&values.resources, spec.containers.first_mut()) {
+        container.resources = Some(resources.clone());
     }
 }

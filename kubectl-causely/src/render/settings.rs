@@ -59,10 +59,12 @@ pub enum SettingsError {
     VictoriaMetricsMode(String),
     #[error("registry {0:?} must be a host[:port][/path] with no scheme and no trailing '/'")]
     Registry(String),
+    #[error("the upstream {0:?} must be an https:// URL with a host")]
+    Upstream(String),
 }
 
 /// Everything an install is rendered from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     pub namespace: String,
@@ -77,6 +79,9 @@ pub struct Settings {
     /// Per-component image overrides (full references).
     #[serde(default)]
     pub images: BTreeMap<Component, String>,
+    /// Scheduling, resources and the upstream, from `-f values.yaml`.
+    #[serde(default)]
+    pub values: super::values::Values,
 }
 
 /// Registry of the project's own images unless `--registry` says otherwise.
@@ -97,6 +102,7 @@ impl Settings {
             victoria_metrics: VictoriaMetrics::InCluster,
             registry: DEFAULT_REGISTRY.to_owned(),
             images: BTreeMap::new(),
+            values: super::values::Values::default(),
         }
     }
 
@@ -115,6 +121,12 @@ impl Settings {
             let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
             if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
                 return Err(SettingsError::ExternalUrl(url.clone()));
+            }
+        }
+        if let Some(upstream) = &self.values.upstream {
+            let host = upstream.strip_prefix("https://");
+            if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+                return Err(SettingsError::Upstream(upstream.clone()));
             }
         }
         let r = &self.registry;

@@ -72,6 +72,14 @@ pub fn stateful_set(settings: &Settings) -> StatefulSet {
         }),
         status: None,
     };
+    let mut pod_spec = PodSpec {
+        service_account_name: Some(meta::name(COMPONENT)),
+        automount_service_account_token: Some(false),
+        security_context: Some(pod::restricted_pod()),
+        containers: vec![container],
+        ..PodSpec::default()
+    };
+    pod::apply_values(&mut pod_spec, settings.values.component(COMPONENT));
     StatefulSet {
         metadata: meta::namespaced(settings, COMPONENT, meta::name(COMPONENT)),
         spec: Some(StatefulSetSpec {
@@ -80,13 +88,7 @@ pub fn stateful_set(settings: &Settings) -> StatefulSet {
             selector: meta::selector(COMPONENT),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, COMPONENT)), ..ObjectMeta::default() }),
-                spec: Some(PodSpec {
-                    service_account_name: Some(meta::name(COMPONENT)),
-                    automount_service_account_token: Some(false),
-                    security_context: Some(pod::restricted_pod()),
-                    containers: vec![container],
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod_spec),
             },
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()

@@ -1,0 +1,366 @@
+//! `kubectl causely install / status / check / upgrade / uninstall` against the real API server:
+//! everything rendered is applied and runs, the published ClusterRoles land verbatim, re-install
+//! changes nothing, upgrade keeps recorded settings, prunes and reports RBAC changes, uninstall
+//! leaves only the kept claims, and bad input changes nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use causely_tests::cluster::Cluster;
+use causely_tests::plugin::{expect, run};
+use causely_tests::poll;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, PodSpec};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use kubectl_causely::baseline::{Baseline, Component, Rule};
+use serde_json::json;
+
+const NS: &str = "causely";
+const CONVERGE: Duration = Duration::from_secs(120);
+
+/// Every object of a rendered release (`install --dry-run -o json`), with its resourceVersion now.
+async fn live_versions(client: &Client, items: &[serde_json::Value]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let api_version = item["apiVersion"].as_str().context("apiVersion")?;
+        let kind = item["kind"].as_str().context("kind")?;
+        let name = item["metadata"]["name"].as_str().context("name")?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        let api: Api<DynamicObject> = match item["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let object = api.get(name).await.with_context(|| format!("{kind}/{name} was not created"))?;
+        out.insert(format!("{kind}/{name}"), object.metadata.resource_version.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+fn rendered_items(cluster: &Cluster, args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut all = vec!["install", "--dry-run", "-o", "json"];
+    all.extend_from_slice(args);
+    let out = expect(cluster, &all, 0)?;
+    let list: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    Ok(list["items"].as_array().context("items")?.clone())
+}
+
+async fn remove_any_previous_install(cluster: &Cluster, client: &Client) -> anyhow::Result<()> {
+    expect(cluster, &["uninstall", "--purge"], 0)?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    poll::until("the causely namespace is gone", CONVERGE, || async {
+        Ok(namespaces.get_opt(NS).await?.is_none().then_some(()))
+    })
+    .await
+}
+
+/// Pod templates are admitted under Pod Security "restricted" (server-side dry run in a namespace
+/// that enforces it), except the agent's, which needs host access.
+async fn check_restricted_admission(client: &Client, templates: Vec<(&str, PodSpec)>) -> anyhow::Result<()> {
+    let ns = format!("e2e-restricted-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let labels = json!({"pod-security.kubernetes.io/enforce": "restricted"});
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}}))?)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    let judge = async {
+        for (name, mut spec) in templates {
+            // The components' ServiceAccounts do not exist in this namespace; admission of the
+            // pod's security settings is what is being tested.
+            spec.service_account_name = None;
+            spec.service_account = None;
+            // A StatefulSet adds its claim templates' volumes to each pod; stand in for them.
+            let mounts: Vec<String> =
+                spec.containers.iter().flat_map(|c| c.volume_mounts.iter().flatten().map(|m| m.name.clone())).collect();
+            let volumes = spec.volumes.get_or_insert_with(Vec::new);
+            for name in mounts {
+                if !volumes.iter().any(|v| v.name == name) {
+                    volumes.push(serde_json::from_value(json!({"name": name, "emptyDir": {}}))?);
+                }
+            }
+            let pod = Pod {
+                metadata: kube::api::ObjectMeta { name: Some(name.to_owned()), ..Default::default() },
+                spec: Some(spec),
+                status: None,
+            };
+            let admitted = poll::until(&format!("{name} is judged by admission"), CONVERGE, || async {
+                match pods.create(&dry, &pod).await {
+                    Ok(_) => Ok(Some(Ok(()))),
+                    Err(kube::Error::Api(e)) if e.message.contains("violates PodSecurity") => Ok(Some(Err(e.message))),
+                    Err(e) => Err(e.into()), // e.g. the default ServiceAccount not created yet
+                }
+            })
+            .await?;
+            let expect_admitted = name != "agent";
+            ensure!(
+                admitted.is_ok() == expect_admitted,
+                "{name}: admitted={} under restricted ({admitted:?})",
+                admitted.is_ok()
+            );
+        }
+        Ok(())
+    };
+    let result: anyhow::Result<()> = judge.await;
+    namespaces.delete(&ns, &Default::default()).await?;
+    result
+}
+
+#[tokio::test]
+async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow::Result<()> {
+    let cluster = Cluster::get()?;
+    let client = cluster.client().await?;
+    remove_any_previous_install(&cluster, &client).await?;
+
+    let pre = expect(&cluster, &["check", "--pre"], 0)?;
+    ensure!(pre.stdout.contains("√ can create and update all"), "{}", pre.stdout);
+
+    // Install with the executor and wait for the rollout.
+    expect(&cluster, &["install", "--executor", "--wait", "--timeout", "2m"], 0)?;
+    let items = rendered_items(&cluster, &["--executor"])?;
+    let versions = live_versions(&client, &items).await?;
+    ensure!(versions.len() == items.len());
+
+    let nodes: Vec<String> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let agents = pods.list(&ListParams::default().labels("app.kubernetes.io/name=agent")).await?;
+    let mut on: Vec<String> = agents
+        .items
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    on.sort();
+    ensure!(on == nodes, "agent pods Running on {on:?}, nodes {nodes:?}");
+
+    // The published ClusterRoles (permissions/seed.yaml, itself checked against the published
+    // text), verbatim.
+    let seed = Baseline::seed()?;
+    for component in [Component::Agent, Component::Mediator] {
+        let role = Api::<ClusterRole>::all(client.clone()).get(&format!("causely-{component}")).await?;
+        let published: Vec<_> = seed.component(component).rules.iter().map(Rule::to_policy_rule).collect();
+        ensure!(role.rules.unwrap_or_default() == published, "{component}: live rules differ from the published ones");
+    }
+
+    // Mediator, executor and VictoriaMetrics pods pass "restricted"; the agent does not need to.
+    let spec_of =
+        |v: Option<k8s_openapi::api::core::v1::PodTemplateSpec>| v.and_then(|t| t.spec).context("no pod template");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let templates = vec![
+        ("mediator", spec_of(deployments.get("causely-mediator").await?.spec.map(|s| s.template))?),
+        ("executor", spec_of(deployments.get("causely-executor").await?.spec.map(|s| s.template))?),
+        (
+            "victoria-metrics",
+            spec_of(
+                Api::<StatefulSet>::namespaced(client.clone(), NS)
+                    .get("causely-victoria-metrics")
+                    .await?
+                    .spec
+                    .map(|s| s.template),
+            )?,
+        ),
+        (
+            "agent",
+            spec_of(
+                Api::<DaemonSet>::namespaced(client.clone(), NS).get("causely-agent").await?.spec.map(|s| s.template),
+            )?,
+        ),
+    ];
+    check_restricted_admission(&client, templates).await?;
+
+    // Re-installing with the same settings changes nothing.
+    let again = expect(&cluster, &["install", "--executor"], 0)?;
+    ensure!(!again.stdout.contains(" applied"), "re-install applied something:\n{}", again.stdout);
+    ensure!(live_versions(&client, &items).await? == versions, "a resourceVersion moved on re-install");
+
+    expect(&cluster, &["status"], 0)?;
+    let check = expect(&cluster, &["check", "-o", "json"], 0)?;
+    let doc: serde_json::Value = serde_json::from_str(&check.stdout)?;
+    ensure!(doc["success"] == json!(true));
+
+    // Someone widens the mediator's ClusterRole: check fails and names the extra grant.
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let widen = json!({"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
+    let mut role = roles.get("causely-mediator").await?;
+    role.rules.get_or_insert_with(Vec::new).push(serde_json::from_value(widen["rules"][0].clone())?);
+    roles.replace("causely-mediator", &PostParams::default(), &role).await?;
+    let drift = expect(&cluster, &["check"], 1)?;
+    ensure!(
+        drift.stdout.contains("ClusterRole causely-mediator differs from the release: +secrets:get"),
+        "{}",
+        drift.stdout
+    );
+
+    upgrade_from_an_older_release(&cluster, &client).await?;
+
+    // Uninstall: nothing labelled part-of=causely is left but the kept claims.
+    expect(&cluster, &["uninstall"], 0)?;
+    let left = labelled_objects(&client, &items).await?;
+    ensure!(left.is_empty(), "left after uninstall: {left:?}");
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let kept = claims.list(&ListParams::default().labels("app.kubernetes.io/part-of=causely")).await?;
+    ensure!(kept.items.len() == 2, "expected the mediator's and VictoriaMetrics' claims to be kept");
+    expect(&cluster, &["uninstall"], 0)?;
+    expect(&cluster, &["uninstall", "--purge"], 0)?;
+    ensure!(claims.list(&ListParams::default().labels("app.kubernetes.io/part-of=causely")).await?.items.is_empty());
+    Ok(())
+}
+
+/// Objects of the release that still exist and still carry part-of=causely.
+async fn labelled_objects(client: &Client, items: &[serde_json::Value]) -> anyhow::Result<Vec<String>> {
+    let mut left = Vec::new();
+    for item in items {
+        let api_version = item["apiVersion"].as_str().unwrap_or_default();
+        let kind = item["kind"].as_str().unwrap_or_default();
+        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        let api: Api<DynamicObject> = match item["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        if kind == "PersistentVolumeClaim" {
+            continue;
+        }
+        if let Some(object) = api.get_opt(name).await? {
+            let labels = object.metadata.labels.unwrap_or_default();
+            if labels.get("app.kubernetes.io/part-of").map(String::as_str) == Some("causely") {
+                left.push(format!("{kind}/{name}"));
+            }
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    left.extend(
+        pods.list(&ListParams::default().labels("app.kubernetes.io/part-of=causely"))
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name),
+    );
+    Ok(left)
+}
+
+/// Rewrites the install record so that it stands for an older release: an extra object the new
+/// release no longer has, a different rule in a recorded ClusterRole, and a setting (the
+/// privileged agent) that the upgrade must keep.
+async fn upgrade_from_an_older_release(cluster: &Cluster, client: &Client) -> anyhow::Result<()> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let legacy = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "causely-legacy", "namespace": NS, "labels": {"app.kubernetes.io/part-of": "causely"}}, "data": {"old": "yes"}});
+    maps.create(&PostParams::default(), &serde_json::from_value(legacy.clone())?).await?;
+    let record = maps.get("causely-install").await?;
+    let data = record.data.context("record has no data")?;
+    let mut settings: serde_json::Value = serde_json::from_str(&data["settings.json"])?;
+    settings["agentMode"] = json!("privileged");
+    settings["version"] = json!("0.0.9");
+    let mut objects: Vec<serde_json::Value> = serde_json::from_str(&data["objects.json"])?;
+    for object in objects.iter_mut().filter(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "causely-agent")
+    {
+        object["rules"][0]["verbs"] = json!(["get", "watch", "list", "update"]);
+    }
+    objects.push(legacy);
+    let patch =
+        json!({"data": {"settings.json": settings.to_string(), "objects.json": serde_json::to_string(&objects)?}});
+    maps.patch("causely-install", &PatchParams::default(), &Patch::Merge(&patch)).await?;
+
+    let plan = expect(cluster, &["upgrade", "--dry-run"], 0)?;
+    ensure!(plan.stdout.contains("- ConfigMap/causely/causely-legacy (removed)"), "{}", plan.stdout);
+    ensure!(plan.stdout.contains("ClusterRole/causely-agent -services:update"), "{}", plan.stdout);
+    ensure!(plan.stdout.contains("~ DaemonSet/causely/causely-agent (changed)"), "{}", plan.stdout);
+
+    let upgraded = expect(cluster, &["upgrade", "--timeout", "2m"], 0)?;
+    ensure!(upgraded.stdout.contains("ConfigMap/causely/causely-legacy pruned"), "{}", upgraded.stdout);
+    ensure!(maps.get_opt("causely-legacy").await?.is_none(), "the legacy object was not pruned");
+    let ds = Api::<DaemonSet>::namespaced(client.clone(), NS).get("causely-agent").await?;
+    let privileged = ds
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers[0].security_context.clone())
+        .and_then(|c| c.privileged);
+    ensure!(privileged == Some(true), "the recorded privileged agent setting was not kept");
+    // The widened mediator role is back to the release's rules.
+    expect(cluster, &["check"], 0)?;
+    let after: serde_json::Value =
+        serde_json::from_str(&maps.get("causely-install").await?.data.context("data")?["settings.json"])?;
+    ensure!(after["version"] == json!(env!("CARGO_PKG_VERSION")) && after["agentMode"] == json!("privileged"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_input_is_one_error_line_and_changes_nothing() -> anyhow::Result<()> {
+    let cluster = Cluster::get()?;
+    let client = cluster.client().await?;
+    let ns = format!("e2e-bad-{}", std::process::id());
+    let dir = std::env::temp_dir().join(format!("causely-bad-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let unknown_key = dir.join("values.yaml");
+    std::fs::write(&unknown_key, "mediator:\n  nodeSelektor: {pool: system}\n")?;
+    let unknown_key = unknown_key.to_string_lossy().into_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["install", "-n", &ns, "--agent-mode", "root"], "invalid value 'root'"),
+        (
+            vec!["install", "-n", &ns, "-f", "/nonexistent/values.yaml"],
+            "cannot read values file /nonexistent/values.yaml",
+        ),
+        (vec!["install", "-n", &ns, "-f", &unknown_key], "nodeSelektor"),
+        (vec!["install", "-n", &ns, "--set", "image.database=x"], "--set image.database"),
+        (vec!["install", "-n", &ns, "--victoria-metrics", "external:vm:8428"], "needs an http:// or https:// URL"),
+    ];
+    for (args, reason) in cases {
+        let out = run(&cluster, &args)?;
+        ensure!(out.code == Some(2), "{args:?} exited {:?}", out.code);
+        ensure!(out.stderr.contains(reason), "{args:?}: {}", out.stderr);
+        if !args.contains(&"root") {
+            ensure!(out.stderr.trim().lines().count() == 1, "{args:?}: not one line: {}", out.stderr);
+        }
+    }
+    // A caller without permissions: refused at the first object, before anything is created.
+    let nobody = kubeconfig_without_permissions(&cluster, &client, &dir).await?;
+    let out = std::process::Command::new(causely_tests::workspace::workspace_bin("kubectl-causely")?)
+        .args(["install", "-n", &ns, "--kubeconfig", &nobody])
+        .env_remove("KUBECONFIG")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(2), "install without permissions exited {:?}", out.status.code());
+    ensure!(stderr.trim().lines().count() == 1 && stderr.contains("forbidden"), "{stderr}");
+    ensure!(
+        Api::<Namespace>::all(client.clone()).get_opt(&ns).await?.is_none(),
+        "a failed install created its namespace"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// A kubeconfig for a fresh ServiceAccount that RBAC grants nothing.
+async fn kubeconfig_without_permissions(
+    cluster: &Cluster,
+    client: &Client,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    let name = format!("e2e-nobody-{}", std::process::id());
+    if accounts.get_opt(&name).await?.is_none() {
+        accounts.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}}))?).await?;
+    }
+    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
+    let token =
+        accounts.create_token_request(&name, &PostParams::default(), &request).await?.status.context("no token")?.token;
+    let admin = std::fs::read_to_string(&cluster.kubeconfig)?;
+    let mut doc: serde_json::Value = serde_json::to_value(kube::config::Kubeconfig::from_yaml(&admin)?)?;
+    doc["users"] = json!([{"name": "nobody", "user": {"token": token}}]);
+    doc["contexts"][0]["context"]["user"] = json!("nobody");
+    let path = dir.join("nobody.kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&doc)?)?;
+    Ok(path.to_string_lossy().into_owned())
+}
