@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -21,6 +21,14 @@ manifests:
 	cargo build -p kubectl-causely
 	target/debug/kubectl-causely install --dry-run -o yaml > manifests/default.yaml
 	target/debug/kubectl-causely install --dry-run -o yaml --executor > manifests/executor.yaml
+
+# Benchmarks (figures in docs/benchmarks.md); never part of the tests.
+bench:
+	cargo bench -p kubectl-causely --bench render
+
+# Install, upgrade and uninstall times on the local cluster.
+bench-lifecycle: deps
+	scripts/bench-lifecycle
 
 cluster-up: deps
 	tests/cluster/up

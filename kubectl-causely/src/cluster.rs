@@ -6,7 +6,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::{ApiResource, GroupVersionKind};
 
-use crate::exit::Failure;
+use crate::exit::{Failure, api_failure};
 use crate::record::{self, Record};
 use crate::render::Manifest;
 
@@ -23,7 +23,7 @@ fn api_for(client: &Client, manifest: &Manifest) -> Api<DynamicObject> {
 }
 
 fn failed(action: &str, manifest: &Manifest, err: kube::Error) -> Failure {
-    Failure::CouldNotRun(format!("{action} {}: {err}", manifest.key()))
+    api_failure(format!("{action} {}", manifest.key()), err)
 }
 
 /// The live object, if it exists.
@@ -63,7 +63,7 @@ pub async fn read_record(client: &Client, namespace: &str) -> Result<Option<Reco
     let map = maps
         .get_opt(record::NAME)
         .await
-        .map_err(|e| Failure::CouldNotRun(format!("reading the install record in namespace {namespace}: {e}")))?;
+        .map_err(|e| api_failure(format!("reading the install record in namespace {namespace}"), e))?;
     map.map(|m| Record::from_config_map(&m).map_err(|e| Failure::CouldNotRun(e.to_string()))).transpose()
 }
 

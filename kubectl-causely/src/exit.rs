@@ -35,6 +35,16 @@ pub fn finish(result: Result<Outcome, Failure>) -> ExitCode {
     }
 }
 
+/// A failed API call as one line: the API server's own message when it gave one (not the
+/// whole status object), else the transport error.
+pub fn api_failure(context: impl std::fmt::Display, err: kube::Error) -> Failure {
+    let detail = match err {
+        kube::Error::Api(status) => status.message,
+        other => other.to_string(),
+    };
+    Failure::CouldNotRun(format!("{context}: {detail}"))
+}
+
 /// Folds a possibly multi-line message into one line so that stderr stays greppable.
 pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")

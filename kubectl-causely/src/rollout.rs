@@ -11,7 +11,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 
 use crate::baseline::Component;
-use crate::exit::Failure;
+use crate::exit::{Failure, api_failure};
 use crate::health::{self, ComponentHealth};
 use crate::render::meta;
 use crate::render::settings::{Settings, VictoriaMetrics};
@@ -29,7 +29,7 @@ pub fn workloads(settings: &Settings) -> Vec<(Component, &'static str)> {
 }
 
 fn unreachable(e: kube::Error) -> Failure {
-    Failure::CouldNotRun(format!("cannot read the install's workloads: {e}"))
+    api_failure("cannot read the install's workloads", e)
 }
 
 /// Health of every workload of the install.
@@ -88,7 +88,7 @@ pub async fn explain(client: &Client, settings: &Settings, component: Component)
     let list = events
         .list(&ListParams::default().fields("type=Warning"))
         .await
-        .map_err(|e| Failure::CouldNotRun(format!("cannot read events: {e}")))?;
+        .map_err(|e| api_failure("cannot read events", e))?;
     let prefix = meta::name(component);
     let mut relevant: Vec<&Event> = list
         .items

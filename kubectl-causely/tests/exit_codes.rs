@@ -83,3 +83,14 @@ fn no_cluster_configured_at_all_is_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
 }
+
+#[test]
+fn completion_scripts_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = plugin(&["completion", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("kubectl-causely") && script.contains("install"), "{shell}");
+    }
+    assert_eq!(plugin(&["completion", "cmd"]).status.code(), Some(2));
+}

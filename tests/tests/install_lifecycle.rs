@@ -19,6 +19,9 @@ use kubectl_causely::baseline::{Baseline, Component, Rule};
 use serde_json::json;
 
 const NS: &str = "causely";
+
+/// Installs share cluster-scoped names (ClusterRoles, bindings): one install test at a time.
+static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const CONVERGE: Duration = Duration::from_secs(120);
 
 /// Every object of a rendered release (`install --dry-run -o json`), with its resourceVersion now.
@@ -112,6 +115,7 @@ async fn check_restricted_admission(client: &Client, templates: Vec<(&str, PodSp
 
 #[tokio::test]
 async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow::Result<()> {
+    let _one_at_a_time = INSTALLS.lock().await;
     let cluster = Cluster::get()?;
     let client = cluster.client().await?;
     remove_any_previous_install(&cluster, &client).await?;
@@ -363,4 +367,37 @@ async fn kubeconfig_without_permissions(
     let path = dir.join("nobody.kubeconfig");
     std::fs::write(&path, serde_json::to_string(&doc)?)?;
     Ok(path.to_string_lossy().into_owned())
+}
+
+#[tokio::test]
+async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_back() -> anyhow::Result<()> {
+    let _one_at_a_time = INSTALLS.lock().await;
+    let cluster = Cluster::get()?;
+    let client = cluster.client().await?;
+    remove_any_previous_install(&cluster, &client).await?;
+    let dir = std::env::temp_dir().join(format!("causely-rollout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let nowhere = dir.join("nowhere.yaml");
+    std::fs::write(&nowhere, "mediator:\n  nodeSelector: {pool: does-not-exist}\n")?;
+    let nowhere = nowhere.to_string_lossy().into_owned();
+
+    // install --wait names the scheduler's reason when the mediator cannot be placed.
+    let stuck = expect(&cluster, &["install", "-f", &nowhere, "--wait", "--timeout", "8s"], 1)?;
+    ensure!(stuck.stderr.contains("not ready after 8s: mediator"), "{}", stuck.stderr);
+    ensure!(stuck.stderr.contains("node(s) didn't match Pod's node affinity/selector"), "{}", stuck.stderr);
+
+    // A good install, then an upgrade that cannot roll out: rolled back to the recorded release.
+    expect(&cluster, &["install", "--wait", "--timeout", "2m"], 0)?;
+    let failed = expect(&cluster, &["upgrade", "-f", &nowhere, "--timeout", "8s"], 1)?;
+    ensure!(failed.stderr.contains("rolled back to the recorded release"), "{}", failed.stderr);
+    let deployment = Api::<Deployment>::namespaced(client.clone(), NS).get("causely-mediator").await?;
+    let selector = deployment.spec.and_then(|s| s.template.spec).and_then(|s| s.node_selector);
+    ensure!(selector.is_none(), "the mediator still has the failed release's nodeSelector {selector:?}");
+    expect(&cluster, &["status", "--wait", "--timeout", "2m"], 0)?;
+    let plan = expect(&cluster, &["upgrade", "--dry-run"], 0)?;
+    ensure!(plan.stdout.starts_with("no changes"), "the record was not restored:\n{}", plan.stdout);
+
+    expect(&cluster, &["uninstall", "--purge"], 0)?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
 }

@@ -15,7 +15,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use crate::checks::{self, CheckResult, MIN_KERNEL, MIN_KUBERNETES_MINOR};
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::commands::install;
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Failure, Outcome, api_failure};
 use crate::render::settings::Settings;
 use crate::render::{Manifest, meta};
 use crate::{cluster, kubeconfig, options, rollout};
@@ -28,7 +28,7 @@ const INSTALL: &str = "causely-install";
 const RBAC: &str = "causely-rbac";
 
 fn could_not(what: &str, e: kube::Error) -> Failure {
-    Failure::CouldNotRun(format!("{what}: {e}"))
+    api_failure(what, e)
 }
 
 async fn api_checks(client: &Client, out: &mut Vec<CheckResult>) -> Result<(), Failure> {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
 use crate::cli::UninstallArgs;
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Failure, Outcome, api_failure};
 use crate::render::meta;
 use crate::{cluster, kubeconfig};
 
@@ -18,7 +18,7 @@ use crate::{cluster, kubeconfig};
 const POD_GRACE: Duration = Duration::from_secs(120);
 
 fn failed(what: &str, e: kube::Error) -> Failure {
-    Failure::CouldNotRun(format!("{what}: {e}"))
+    api_failure(what, e)
 }
 
 fn ours(ns: &Namespace) -> bool {
@@ -88,6 +88,16 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
                 .delete(namespace, &DeleteParams::default())
                 .await
                 .map_err(|e| failed("deleting the namespace", e))?;
+            // A terminating namespace refuses new objects: wait, so that an install can follow.
+            let deadline = tokio::time::Instant::now() + POD_GRACE;
+            while namespaces.get_opt(namespace).await.map_err(|e| failed("reading the namespace", e))?.is_some() {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Failure::CouldNotRun(format!(
+                        "namespace {namespace} is still terminating after {POD_GRACE:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             println!("Namespace/{namespace} deleted");
             did_something = true;
         }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::cli::{OutputFormat, VersionArgs};
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Failure, Outcome, api_failure};
 use crate::kubeconfig;
 
 /// The plugin's own version, from Cargo.
@@ -38,7 +38,7 @@ pub async fn run(args: VersionArgs) -> Result<Outcome, Failure> {
         let info = client
             .apiserver_version()
             .await
-            .map_err(|e| Failure::CouldNotRun(format!("cannot reach the API server at {}: {e}", config.cluster_url)))?;
+            .map_err(|e| api_failure(format!("cannot reach the API server at {}", config.cluster_url), e))?;
         report.server_version = Some(info.git_version);
     }
     println!("{}", render(&report, args.output));
