@@ -40,6 +40,36 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// A kubeconfig for the cluster that authenticates as a new ServiceAccount `name` in
+    /// `namespace` with a token the API server issues: RBAC grants it nothing.
+    pub async fn service_account_kubeconfig(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Kubeconfig> {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        use kube::api::{Api, PostParams};
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        if accounts.get_opt(name).await?.is_none() {
+            let account = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+            accounts.create(&PostParams::default(), &account).await?;
+        }
+        let request: TokenRequest =
+            serde_json::from_value(serde_json::json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
+        let issued = accounts.create_token_request(name, &PostParams::default(), &request).await?;
+        let token = issued.status.context("token request has no status")?.token;
+        // The same server and CA as the admin kubeconfig, authenticated by the token alone.
+        let admin = std::fs::read_to_string(&self.kubeconfig)?;
+        let mut doc = serde_json::to_value(Kubeconfig::from_yaml(&admin)?)?;
+        doc["users"] = serde_json::json!([{"name": name, "user": {"token": token}}]);
+        doc["contexts"][0]["context"]["user"] = serde_json::json!(name);
+        Ok(serde_json::from_value(doc)?)
+    }
+}
+
 fn start() -> anyhow::Result<Cluster> {
     let root = repo_root();
     let state = std::env::var_os("CAUSELY_CLUSTER_DIR").map_or_else(|| root.join("target/cluster"), PathBuf::from);

@@ -10,10 +10,9 @@ use causely_tests::cluster::Cluster;
 use causely_tests::poll;
 use causely_tests::workspace::{pinned, workspace_bin};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::KubeConfigOptions;
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -186,21 +185,10 @@ async fn a_service_account_token_is_issued_and_rbac_denies_what_it_was_not_grant
     let client = cluster.client().await?;
     let name = unique("e2e-rbac");
     with_namespace(&client, &name, json!({}), |client, ns| async move {
-        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-        let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "nobody"}}))?;
-        accounts.create(&PostParams::default(), &account).await?;
-        let request: TokenRequest =
-            serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
-        let issued = accounts.create_token_request("nobody", &PostParams::default(), &request).await?;
-        let token = issued.status.context("token request has no status")?.token;
+        let kubeconfig = cluster.service_account_kubeconfig(&client, &ns, "nobody").await?;
+        let written = serde_json::to_value(&kubeconfig)?;
+        let token = written["users"][0]["user"]["token"].as_str().context("no token")?;
         ensure!(token.split('.').count() == 3, "the issued token is not a JWT");
-
-        // The same server and CA as the admin kubeconfig, authenticated by the token alone.
-        let admin = std::fs::read_to_string(&cluster.kubeconfig)?;
-        let mut doc: serde_json::Value = serde_json::to_value(Kubeconfig::from_yaml(&admin)?)?;
-        doc["users"] = json!([{"name": "nobody", "user": {"token": token}}]);
-        doc["contexts"][0]["context"]["user"] = json!("nobody");
-        let kubeconfig: Kubeconfig = serde_json::from_value(doc)?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         let as_nobody = Client::try_from(config)?;
 

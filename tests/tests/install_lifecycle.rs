@@ -344,28 +344,16 @@ async fn bad_input_is_one_error_line_and_changes_nothing() -> anyhow::Result<()>
     Ok(())
 }
 
-/// A kubeconfig for a fresh ServiceAccount that RBAC grants nothing.
+/// A kubeconfig file for a fresh ServiceAccount that RBAC grants nothing.
 async fn kubeconfig_without_permissions(
     cluster: &Cluster,
     client: &Client,
     dir: &std::path::Path,
 ) -> anyhow::Result<String> {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    let name = format!("e2e-nobody-{}", std::process::id());
-    if accounts.get_opt(&name).await?.is_none() {
-        accounts.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}}))?).await?;
-    }
-    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}}))?;
-    let token =
-        accounts.create_token_request(&name, &PostParams::default(), &request).await?.status.context("no token")?.token;
-    let admin = std::fs::read_to_string(&cluster.kubeconfig)?;
-    let mut doc: serde_json::Value = serde_json::to_value(kube::config::Kubeconfig::from_yaml(&admin)?)?;
-    doc["users"] = json!([{"name": "nobody", "user": {"token": token}}]);
-    doc["contexts"][0]["context"]["user"] = json!("nobody");
+    let kubeconfig =
+        cluster.service_account_kubeconfig(client, "default", &format!("e2e-nobody-{}", std::process::id())).await?;
     let path = dir.join("nobody.kubeconfig");
-    std::fs::write(&path, serde_json::to_string(&doc)?)?;
+    std::fs::write(&path, serde_json::to_string(&kubeconfig)?)?;
     Ok(path.to_string_lossy().into_owned())
 }
 

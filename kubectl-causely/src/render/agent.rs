@@ -2,9 +2,8 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HostPathVolumeSource, PodSpec, PodTemplateSpec, Toleration, Volume, VolumeMount,
+    Container, ContainerPort, HostPathVolumeSource, PodSpec, Toleration, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::settings::{AgentMode, Settings};
 use super::{meta, pod, ports};
@@ -70,8 +69,7 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
         volume_mounts: Some(mounts),
         ..Container::default()
     };
-    let mut spec = PodSpec {
-        service_account_name: Some(meta::name(component)),
+    let spec = PodSpec {
         containers: vec![container],
         volumes: Some(volumes),
         // Every node, whatever its taints: a node without an agent is a blind spot.
@@ -79,15 +77,11 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
         priority_class_name: Some("system-node-critical".to_owned()),
         ..PodSpec::default()
     };
-    pod::apply_values(&mut spec, settings.values.component(component));
     DaemonSet {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DaemonSetSpec {
             selector: meta::selector(component),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(spec),
-            },
+            template: pod::template(settings, component, spec),
             ..DaemonSetSpec::default()
         }),
         status: None,

@@ -1,8 +1,7 @@
 //! The optional executor Deployment.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Container, ContainerPort, PodSpec};
 
 use super::settings::Settings;
 use super::{meta, pod, ports};
@@ -24,22 +23,14 @@ pub fn deployment(settings: &Settings) -> Deployment {
         security_context: Some(pod::restricted_container()),
         ..Container::default()
     };
-    let mut pod_spec = PodSpec {
-        service_account_name: Some(meta::name(component)),
-        security_context: Some(pod::restricted_pod()),
-        containers: vec![container],
-        ..PodSpec::default()
-    };
-    pod::apply_values(&mut pod_spec, settings.values.component(component));
+    let pod_spec =
+        PodSpec { security_context: Some(pod::restricted_pod()), containers: vec![container], ..PodSpec::default() };
     Deployment {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             selector: meta::selector(component),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(pod_spec),
-            },
+            template: pod::template(settings, component, pod_spec),
             ..DeploymentSpec::default()
         }),
         status: None,

@@ -5,12 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimVolumeSource, PodSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::settings::{MediatorStorage, Settings};
 use super::{meta, pod, ports};
@@ -41,25 +38,6 @@ pub fn state_claim(settings: &Settings) -> Option<PersistentVolumeClaim> {
         }),
         status: None,
     })
-}
-
-pub fn service(settings: &Settings) -> Service {
-    let component = Component::Mediator;
-    Service {
-        metadata: meta::namespaced(settings, component, meta::name(component)),
-        spec: Some(ServiceSpec {
-            selector: Some(meta::selector_labels(component)),
-            ports: Some(vec![ServicePort {
-                name: Some("api".to_owned()),
-                port: ports::MEDIATOR_API,
-                target_port: Some(IntOrString::String("api".to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
 }
 
 pub fn deployment(settings: &Settings) -> Deployment {
@@ -106,14 +84,12 @@ pub fn deployment(settings: &Settings) -> Deployment {
         }]),
         ..Container::default()
     };
-    let mut pod_spec = PodSpec {
-        service_account_name: Some(meta::name(component)),
+    let pod_spec = PodSpec {
         security_context: Some(pod::restricted_pod()),
         containers: vec![container],
         volumes: Some(vec![state]),
         ..PodSpec::default()
     };
-    pod::apply_values(&mut pod_spec, settings.values.component(component));
     Deployment {
         metadata: meta::namespaced(settings, component, meta::name(component)),
         spec: Some(DeploymentSpec {
@@ -121,10 +97,7 @@ pub fn deployment(settings: &Settings) -> Deployment {
             selector: meta::selector(component),
             // One writer of the ledger at a time: the old pod releases the volume before the new starts.
             strategy: Some(DeploymentStrategy { type_: Some("Recreate".to_owned()), rolling_update: None }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
-                spec: Some(pod_spec),
-            },
+            template: pod::template(settings, component, pod_spec),
             ..DeploymentSpec::default()
         }),
         status: None,

@@ -9,6 +9,7 @@ pub mod network;
 pub mod pod;
 pub mod ports;
 pub mod rbac;
+pub mod service;
 pub mod settings;
 pub mod values;
 pub mod victoria_metrics;
@@ -106,9 +107,14 @@ pub fn render(settings: &Settings, baseline: &Baseline) -> Result<Vec<Manifest>,
     if let Some(claim) = mediator::state_claim(settings) {
         out.push(Manifest::of(&claim));
     }
-    out.push(Manifest::of(&mediator::service(settings)));
+    out.push(Manifest::of(&service::service(settings, Component::Mediator, "api", ports::MEDIATOR_API)));
     if in_cluster_vm {
-        out.push(Manifest::of(&victoria_metrics::service(settings)));
+        out.push(Manifest::of(&service::service(
+            settings,
+            Component::VictoriaMetrics,
+            "http",
+            ports::VICTORIA_METRICS,
+        )));
         out.push(Manifest::of(&victoria_metrics::stateful_set(settings)));
     }
     out.push(Manifest::of(&mediator::deployment(settings)));

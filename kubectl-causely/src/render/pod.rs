@@ -7,7 +7,13 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, SecurityContext,
 };
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::meta;
+use super::settings::Settings;
 use super::values::ComponentValues;
+use crate::baseline::Component;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -121,5 +127,16 @@ pub fn apply_values(spec: &mut PodSpec, values: &ComponentValues) {
     }
     if let (Some(resources), Some(container)) = (&values.resources, spec.containers.first_mut()) {
         container.resources = Some(resources.clone());
+    }
+}
+
+/// A component's pod template: its labels and ServiceAccount on `spec`, with the values file's
+/// overrides applied.
+pub fn template(settings: &Settings, component: Component, spec: PodSpec) -> PodTemplateSpec {
+    let mut spec = PodSpec { service_account_name: Some(meta::name(component)), ..spec };
+    apply_values(&mut spec, settings.values.component(component));
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, component)), ..ObjectMeta::default() }),
+        spec: Some(spec),
     }
 }

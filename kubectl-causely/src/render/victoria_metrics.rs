@@ -4,36 +4,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Service,
-    ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::settings::Settings;
 use super::{meta, pod, ports};
 use crate::baseline::Component;
 
 const COMPONENT: Component = Component::VictoriaMetrics;
-
-pub fn service(settings: &Settings) -> Service {
-    Service {
-        metadata: meta::namespaced(settings, COMPONENT, meta::name(COMPONENT)),
-        spec: Some(ServiceSpec {
-            selector: Some(meta::selector_labels(COMPONENT)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".to_owned()),
-                port: ports::VICTORIA_METRICS,
-                target_port: Some(IntOrString::String("http".to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    }
-}
 
 pub fn stateful_set(settings: &Settings) -> StatefulSet {
     let container = Container {
@@ -72,24 +53,19 @@ pub fn stateful_set(settings: &Settings) -> StatefulSet {
         }),
         status: None,
     };
-    let mut pod_spec = PodSpec {
-        service_account_name: Some(meta::name(COMPONENT)),
+    let pod_spec = PodSpec {
         automount_service_account_token: Some(false),
         security_context: Some(pod::restricted_pod()),
         containers: vec![container],
         ..PodSpec::default()
     };
-    pod::apply_values(&mut pod_spec, settings.values.component(COMPONENT));
     StatefulSet {
         metadata: meta::namespaced(settings, COMPONENT, meta::name(COMPONENT)),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(meta::name(COMPONENT)),
             selector: meta::selector(COMPONENT),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(meta::labels(settings, COMPONENT)), ..ObjectMeta::default() }),
-                spec: Some(pod_spec),
-            },
+            template: pod::template(settings, COMPONENT, pod_spec),
             volume_claim_templates: Some(vec![claim]),
             ..StatefulSetSpec::default()
         }),
