@@ -67,26 +67,44 @@ pub async fn read_record(client: &Client, namespace: &str) -> Result<Option<Reco
     map.map(|m| Record::from_config_map(&m).map_err(|e| Failure::CouldNotRun(e.to_string()))).transpose()
 }
 
-/// Applies a release in order, validating every object on the server first so that an object the
+/// Namespaces the release creates that do not exist yet: the API server cannot validate objects
+/// in them ahead of their creation.
+async fn missing_namespaces(client: &Client, manifests: &[Manifest]) -> Result<Vec<String>, Failure> {
+    let mut missing = Vec::new();
+    for manifest in manifests {
+        if manifest.kind == "Namespace" && get(client, manifest).await?.is_none() {
+            missing.push(manifest.name.clone());
+        }
+    }
+    Ok(missing)
+}
+
+/// Validates every object with a server-side dry run (admission, schema, permissions); reports
+/// each as validated, or as skipped when its namespace does not exist yet.
+pub async fn validate_all(
+    client: &Client,
+    manifests: &[Manifest],
+    mut report: impl FnMut(&Manifest, bool),
+) -> Result<(), Failure> {
+    let missing = missing_namespaces(client, manifests).await?;
+    for manifest in manifests {
+        let skip = manifest.namespace.as_ref().is_some_and(|ns| missing.contains(ns));
+        if !skip {
+            apply(client, manifest, true).await?;
+        }
+        report(manifest, !skip);
+    }
+    Ok(())
+}
+
+/// Applies a release in order, after validating it all on the server first, so that an object the
 /// API server would refuse (admission, schema, permission) is found before anything changes.
-/// Objects in a namespace that does not exist yet cannot be validated ahead.
 pub async fn apply_all(
     client: &Client,
     manifests: &[Manifest],
     mut report: impl FnMut(&Manifest, bool),
 ) -> Result<(), Failure> {
-    let mut missing_namespaces = Vec::new();
-    for manifest in manifests {
-        if manifest.kind == "Namespace" && get(client, manifest).await?.is_none() {
-            missing_namespaces.push(manifest.name.clone());
-        }
-    }
-    for manifest in manifests {
-        if manifest.namespace.as_ref().is_some_and(|ns| missing_namespaces.contains(ns)) {
-            continue;
-        }
-        apply(client, manifest, true).await?;
-    }
+    validate_all(client, manifests, |_, _| {}).await?;
     for manifest in manifests {
         let changed = apply(client, manifest, false).await?;
         report(manifest, changed);

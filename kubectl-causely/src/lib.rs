@@ -9,6 +9,7 @@ pub mod exit;
 pub mod health;
 pub mod kubeconfig;
 pub mod options;
+pub mod out;
 pub mod plan;
 pub mod record;
 pub mod render;

@@ -78,6 +78,17 @@ fn an_unreachable_api_server_is_one_error_line_and_exit_2() {
 }
 
 #[test]
+fn install_against_an_unreachable_api_server_is_one_error_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let out = plugin(&["install", "--kubeconfig", kubeconfig.to_str().expect("utf-8 path"), "--request-timeout", "3s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("error: reading Namespace/causely"), "{lines:?}");
+}
+
+#[test]
 fn no_cluster_configured_at_all_is_exit_2() {
     let out = plugin(&["version"]);
     assert_eq!(out.status.code(), Some(2));

@@ -282,10 +282,10 @@ pub async fn run(args: CheckArgs) -> Result<Outcome, Failure> {
         post(&client, &args.namespace.namespace).await?
     };
     match args.output {
-        OutputFormat::Text => print!("{}", checks::report(&results)),
+        OutputFormat::Text => crate::out!("{}", checks::report(&results)),
         OutputFormat::Json => {
             let doc = serde_json::json!({"success": checks::passed(&results), "checks": results});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
     }
     Ok(if checks::passed(&results) { Outcome::Clean } else { Outcome::Problem })

@@ -66,19 +66,23 @@ pub async fn run(args: InstallArgs) -> Result<Outcome, Failure> {
             ManifestFormat::Yaml => Format::Yaml,
             ManifestFormat::Json => Format::Json,
         };
-        print!("{}", render::print(&manifests, format).map_err(Failure::CouldNotRun)?);
+        crate::out!("{}", render::print(&manifests, format).map_err(Failure::CouldNotRun)?);
         return Ok(Outcome::Clean);
     }
     let (client, _) = kubeconfig::client(&args.cluster).await?;
     if args.dry_run == Some(DryRun::Server) {
-        for manifest in &manifests {
-            cluster::apply(&client, manifest, true).await?;
-            println!("{} validated (server dry run)", manifest.key());
-        }
+        cluster::validate_all(&client, &manifests, |manifest, validated| {
+            if validated {
+                crate::outln!("{} validated (server dry run)", manifest.key());
+            } else {
+                crate::outln!("{} not validated: its namespace does not exist yet", manifest.key());
+            }
+        })
+        .await?;
         return Ok(Outcome::Clean);
     }
     cluster::apply_all(&client, &manifests, |manifest, changed| {
-        println!("{} {}", manifest.key(), if changed { "applied" } else { "unchanged" });
+        crate::outln!("{} {}", manifest.key(), if changed { "applied" } else { "unchanged" });
     })
     .await?;
     if args.wait.wait { wait(&client, &settings, &args.wait).await } else { Ok(Outcome::Clean) }

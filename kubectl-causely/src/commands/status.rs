@@ -10,8 +10,8 @@ pub async fn run(args: StatusArgs) -> Result<Outcome, Failure> {
     let namespace = &args.namespace.namespace;
     let Some(record) = cluster::read_record(&client, namespace).await? else {
         match args.output {
-            OutputFormat::Json => println!("{}", serde_json::json!({"installed": false, "namespace": namespace})),
-            OutputFormat::Text => println!("Causely is not installed in namespace {namespace}"),
+            OutputFormat::Json => crate::outln!("{}", serde_json::json!({"installed": false, "namespace": namespace})),
+            OutputFormat::Text => crate::outln!("Causely is not installed in namespace {namespace}"),
         }
         return Ok(Outcome::Problem);
     };
@@ -30,9 +30,9 @@ pub async fn run(args: StatusArgs) -> Result<Outcome, Failure> {
                 "healthy": healthy,
                 "components": components,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        OutputFormat::Text => print!("{}", health::table(&components)),
+        OutputFormat::Text => crate::out!("{}", health::table(&components)),
     }
     Ok(if healthy { Outcome::Clean } else { Outcome::Problem })
 }

@@ -61,7 +61,7 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
                 continue;
             }
             if cluster::delete(&client, manifest).await? {
-                println!("{} deleted", manifest.key());
+                crate::outln!("{} deleted", manifest.key());
             }
         }
         cluster::delete(&client, &record.to_manifest()).await?;
@@ -79,7 +79,7 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
     if args.purge {
         for name in &names {
             claims.delete(name, &DeleteParams::default()).await.map_err(|e| failed("deleting a claim", e))?;
-            println!("PersistentVolumeClaim/{namespace}/{name} deleted");
+            crate::outln!("PersistentVolumeClaim/{namespace}/{name} deleted");
             did_something = true;
         }
         gone(&claims, &selector, "claim(s) are still being deleted").await?;
@@ -98,7 +98,7 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            println!("Namespace/{namespace} deleted");
+            crate::outln!("Namespace/{namespace} deleted");
             did_something = true;
         }
     } else if ns.as_ref().is_some_and(ours) {
@@ -112,9 +112,9 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
             .map_err(|e| failed("unlabelling the namespace", e))?;
         if did_something {
             if names.is_empty() {
-                println!("kept Namespace/{namespace}; delete it with --purge");
+                crate::outln!("kept Namespace/{namespace}; delete it with --purge");
             } else {
-                println!(
+                crate::outln!(
                     "kept in namespace {namespace}: PersistentVolumeClaim {}; delete them with --purge",
                     names.join(", ")
                 );
@@ -122,7 +122,7 @@ pub async fn run(args: UninstallArgs) -> Result<Outcome, Failure> {
         }
     }
     if !did_something {
-        println!("Causely is not installed in namespace {namespace}; nothing to do");
+        crate::outln!("Causely is not installed in namespace {namespace}; nothing to do");
     }
     Ok(Outcome::Clean)
 }

@@ -18,7 +18,7 @@ pub async fn run(args: UpgradeArgs) -> Result<Outcome, Failure> {
     let next = install::release(&settings)?;
     let next_objects: Vec<_> = next.iter().filter(|m| m.name != crate::record::NAME).cloned().collect();
     let changes = plan::plan(&previous.objects, &next_objects);
-    print!("{}", plan::describe(&changes));
+    crate::out!("{}", plan::describe(&changes));
     if args.dry_run {
         return Ok(Outcome::Clean);
     }
@@ -28,18 +28,18 @@ pub async fn run(args: UpgradeArgs) -> Result<Outcome, Failure> {
 
     cluster::apply_all(&client, &next, |m, changed| {
         if changed {
-            println!("{} applied", m.key());
+            crate::outln!("{} applied", m.key());
         }
     })
     .await?;
     for gone in &changes.removed {
         if cluster::delete(&client, gone).await? {
-            println!("{} pruned", gone.key());
+            crate::outln!("{} pruned", gone.key());
         }
     }
     let wait = WaitFlags { wait: true, timeout: args.timeout };
     if install::wait(&client, &settings, &wait).await? == Outcome::Clean {
-        println!("upgraded to release {}", settings.version);
+        crate::outln!("upgraded to release {}", settings.version);
         return Ok(Outcome::Clean);
     }
     if !args.rollback_on_failure {

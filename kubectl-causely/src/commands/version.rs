@@ -41,7 +41,7 @@ pub async fn run(args: VersionArgs) -> Result<Outcome, Failure> {
             .map_err(|e| api_failure(format!("cannot reach the API server at {}", config.cluster_url), e))?;
         report.server_version = Some(info.git_version);
     }
-    println!("{}", render(&report, args.output));
+    crate::outln!("{}", render(&report, args.output));
     Ok(Outcome::Clean)
 }
 

@@ -44,7 +44,12 @@ fn is_default(values: &ComponentValues) -> bool {
 impl Values {
     /// Parses a values file; the error names the offending key and where it is.
     pub fn parse(text: &str) -> Result<Values, String> {
-        serde_saphyr::from_str(text).map_err(|e| crate::exit::one_line(&e.to_string()))
+        // The parser's first line says what and where; the rest is a source snippet.
+        serde_saphyr::from_str(text).map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_prefix("error: ").unwrap_or(first).to_owned()
+        })
     }
 
     pub fn component(&self, component: Component) -> &ComponentValues {
