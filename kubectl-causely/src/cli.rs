@@ -165,6 +165,9 @@ pub struct CheckArgs {
     /// Check that the cluster can take an install, instead of checking an install.
     #[arg(long)]
     pub pre: bool,
+    /// With --pre: the settings of the planned install.
+    #[command(flatten)]
+    pub settings: SettingsFlags,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -374,6 +374,17 @@ async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_ba
     ensure!(stuck.stderr.contains("not ready after 8s: mediator"), "{}", stuck.stderr);
     ensure!(stuck.stderr.contains("node(s) didn't match Pod's node affinity/selector"), "{}", stuck.stderr);
 
+    expect(&cluster, &["uninstall", "--purge"], 0)?;
+
+    // install --wait names an admission denial: a policy that refuses mediator pods.
+    deny_mediator_pods(&client, true).await?;
+    let denied = expect(&cluster, &["install", "--wait", "--timeout", "8s"], 1);
+    deny_mediator_pods(&client, false).await?;
+    let denied = denied?;
+    ensure!(denied.stderr.contains("not ready after 8s: mediator"), "{}", denied.stderr);
+    ensure!(denied.stderr.contains("e2e: mediator pods are refused"), "{}", denied.stderr);
+    expect(&cluster, &["uninstall", "--purge"], 0)?;
+
     // A good install, then an upgrade that cannot roll out: rolled back to the recorded release.
     expect(&cluster, &["install", "--wait", "--timeout", "2m"], 0)?;
     let failed = expect(&cluster, &["upgrade", "-f", &nowhere, "--timeout", "8s"], 1)?;
@@ -388,4 +399,54 @@ async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_ba
     expect(&cluster, &["uninstall", "--purge"], 0)?;
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// Creates (or removes) a ValidatingAdmissionPolicy that refuses mediator pods in the causely
+/// namespace, and waits until the API server enforces it.
+async fn deny_mediator_pods(client: &Client, deny: bool) -> anyhow::Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let name = "e2e-deny-mediator";
+    if !deny {
+        bindings.delete(name, &Default::default()).await?;
+        policies.delete(name, &Default::default()).await?;
+        return Ok(());
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NS}}))?).await?;
+    let policy = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+            "validations": [{
+                "expression": "!has(object.metadata.labels) || object.metadata.labels.all(k, k != 'app.kubernetes.io/name' || object.metadata.labels[k] != 'mediator')",
+                "message": "e2e: mediator pods are refused"
+            }]
+        }
+    });
+    let binding = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NS}}}
+        }
+    });
+    policies.create(&PostParams::default(), &serde_json::from_value(policy)?).await?;
+    bindings.create(&PostParams::default(), &serde_json::from_value(binding)?).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let probe: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "probe", "labels": {"app.kubernetes.io/name": "mediator"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}
+    }))?;
+    let dry = PostParams { dry_run: true, ..PostParams::default() };
+    poll::until("the admission policy is enforced", CONVERGE, || async {
+        Ok(match pods.create(&dry, &probe).await {
+            Err(kube::Error::Api(e)) if e.message.contains("e2e: mediator pods are refused") => Some(()),
+            _ => None,
+        })
+    })
+    .await
 }

@@ -276,7 +276,7 @@ async fn post(client: &Client, namespace: &str) -> Result<Vec<CheckResult>, Fail
 pub async fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let (client, _) = kubeconfig::client(&args.cluster).await?;
     let results = if args.pre {
-        let settings = options::resolve(Settings::defaults(), &args.namespace.namespace, &Default::default())?;
+        let settings = options::resolve(Settings::defaults(), &args.namespace.namespace, &args.settings)?;
         pre(&client, &settings).await?
     } else {
         post(&client, &args.namespace.namespace).await?
