@@ -135,6 +135,7 @@ pub fn grant_diff(expected: &[PolicyRule], live: &[PolicyRule]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::rule;
 
     #[test]
     fn kernel_releases_parse_to_major_and_minor() {
@@ -150,11 +151,6 @@ mod tests {
         assert_eq!(kubernetes_minor("1", "35"), Some(35));
         assert_eq!(kubernetes_minor("1", "29+"), Some(29));
         assert_eq!(kubernetes_minor("2", "0"), None);
-    }
-
-    fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
-        let v = |x: &[&str]| Some(x.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-        PolicyRule { api_groups: v(groups), resources: v(resources), verbs: v(verbs).unwrap(), ..PolicyRule::default() }
     }
 
     #[test]

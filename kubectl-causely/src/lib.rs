@@ -1,5 +1,6 @@
 //! The `kubectl causely` plugin: command-line surface, cluster access and the commands themselves.
 
+pub mod audit;
 pub mod baseline;
 pub mod checks;
 pub mod cli;
