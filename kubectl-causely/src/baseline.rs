@@ -69,12 +69,15 @@ impl Rule {
 }
 
 /// The pod-security posture the baseline allows a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodPosture {
     pub privileged: bool,
     pub run_as_root: bool,
     pub host_filesystem: bool,
+    /// Capabilities a container may add (a privileged container has them all).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// What the baseline grants one component.

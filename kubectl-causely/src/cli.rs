@@ -26,6 +26,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Check that the cluster can take an install (--pre), or that an install is healthy.
     Check(CheckArgs),
+    /// Audit the permissions and pod security of Causely's components against a baseline.
+    AuditPermissions(AuditArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -171,6 +173,47 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Formats of the audit report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// Grouped by component; colour only on a terminal.
+    Table,
+    Json,
+    /// For a pull-request comment.
+    Markdown,
+}
+
+/// The lowest severity that fails an audit (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    /// What to compare with: `seed` (the published permissions), `release` (what this plugin
+    /// renders for the recorded install settings) or the path of a YAML file of rendered objects.
+    #[arg(long, default_value = "release", value_name = "seed|release|PATH")]
+    pub baseline: String,
+    /// Audit rendered YAML files instead of the cluster (for CI before a deploy).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub from_file: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: AuditFormat,
+    /// Exit 1 when a finding is at least this severe.
+    #[arg(long, value_enum, default_value = "high")]
+    pub fail_on: FailOn,
     #[command(flatten)]
     pub cluster: ClusterFlags,
 }

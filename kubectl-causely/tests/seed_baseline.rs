@@ -70,7 +70,7 @@ fn only_the_agent_is_published_as_privileged_root_with_the_host_filesystem() {
     assert!(agents.contains("securityContext.privileged=true"));
     assert!(agents.contains("uses root as user"));
     assert!(agents.contains("mounts the host filesystem"));
-    let agent = seed.component(Component::Agent).pod;
+    let agent = &seed.component(Component::Agent).pod;
     assert!(agent.privileged && agent.run_as_root && agent.host_filesystem);
     // "all components operate with minimal privileges ... unless stated otherwise"
     assert!(
@@ -79,7 +79,7 @@ fn only_the_agent_is_published_as_privileged_root_with_the_host_filesystem() {
         )
     );
     for component in [Component::Mediator, Component::Executor, Component::VictoriaMetrics] {
-        let pod = seed.component(component).pod;
+        let pod = &seed.component(component).pod;
         assert!(!pod.privileged && !pod.run_as_root && !pod.host_filesystem, "{component}");
     }
 }

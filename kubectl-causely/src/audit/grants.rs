@@ -81,6 +81,8 @@ pub fn expand(rule: &PolicyRule, catalogue: &Catalogue) -> BTreeSet<Grant> {
     let mut out = BTreeSet::new();
     let names = rule.resource_names.clone().unwrap_or_default();
     let groups: Vec<String> = match rule.api_groups.as_deref() {
+        // Without discovery (rendered YAML audited offline), a wildcard stays a literal `*`.
+        Some(groups) if groups.iter().any(|g| g == "*") && catalogue.resources.is_empty() => vec!["*".to_owned()],
         Some(groups) if groups.iter().any(|g| g == "*") => catalogue.groups().into_iter().collect(),
         Some(groups) => groups.to_vec(),
         None => Vec::new(),
@@ -88,7 +90,9 @@ pub fn expand(rule: &PolicyRule, catalogue: &Catalogue) -> BTreeSet<Grant> {
     for group in &groups {
         let listed = catalogue.resources_in(group);
         for resource in rule.resources.iter().flatten() {
-            let resources: Vec<String> = if resource == "*" {
+            let resources: Vec<String> = if resource == "*" && listed.is_empty() {
+                vec!["*".to_owned()]
+            } else if resource == "*" {
                 listed.clone()
             } else if let Some(parent) = resource.strip_suffix("/*") {
                 listed.iter().filter(|r| r.starts_with(&format!("{parent}/"))).cloned().collect()
@@ -198,6 +202,12 @@ mod tests {
         let sub = expand(&rule(&[""], &["pods/*"], &["create"]), &catalogue());
         let text: Vec<String> = sub.iter().map(ToString::to_string).collect();
         assert_eq!(text, ["create pods/exec", "create pods/log"]);
+    }
+
+    #[test]
+    fn without_discovery_a_wildcard_stays_literal() {
+        let grants = expand(&rule(&["*"], &["*"], &["get"]), &Catalogue::default());
+        assert_eq!(grants.iter().map(ToString::to_string).collect::<Vec<_>>(), ["get */*"]);
     }
 
     #[test]

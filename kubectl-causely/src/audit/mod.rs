@@ -1,9 +1,12 @@
 //! The audit engine behind `audit-permissions`: effective grants, risky permissions and pod
 //! security findings, computed from values (no cluster access here).
 
+pub mod format;
 pub mod grants;
 pub mod posture;
+pub mod report;
 pub mod risk;
+pub mod snapshot;
 
 /// A PolicyRule literal for tests: `rule(&["apps"], &["deployments"], &["get"])`.
 #[cfg(test)]

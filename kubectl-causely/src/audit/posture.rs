@@ -27,8 +27,22 @@ fn runs_as_root(pod: &PodSpec, container: &SecurityContext) -> bool {
     !non_root && user.is_none_or(|u| u == 0) || user == Some(0)
 }
 
+/// The posture a pod template takes: privileged, root, host filesystem.
+pub fn of(spec: &PodSpec) -> PodPosture {
+    let containers = || spec.init_containers.iter().flatten().chain(&spec.containers);
+    let context = |c: &k8s_openapi::api::core::v1::Container| c.security_context.clone().unwrap_or_default();
+    PodPosture {
+        privileged: containers().any(|c| context(c).privileged == Some(true)),
+        run_as_root: containers().any(|c| runs_as_root(spec, &context(c))),
+        host_filesystem: spec.volumes.iter().flatten().any(|v| v.host_path.is_some()),
+        capabilities: containers()
+            .flat_map(|c| context(c).capabilities.and_then(|caps| caps.add).unwrap_or_default())
+            .collect(),
+    }
+}
+
 /// Findings for `spec` against what `posture` allows.
-pub fn findings(spec: &PodSpec, posture: PodPosture) -> Vec<PodFinding> {
+pub fn findings(spec: &PodSpec, posture: &PodPosture) -> Vec<PodFinding> {
     let mut out = Vec::new();
     let mut push = |rule, severity, detail: String| out.push(PodFinding { rule, severity, detail });
     for (flag, name) in [(spec.host_pid, "hostPID"), (spec.host_network, "hostNetwork"), (spec.host_ipc, "hostIPC")] {
@@ -55,7 +69,7 @@ pub fn findings(spec: &PodSpec, posture: PodPosture) -> Vec<PodFinding> {
         }
         if !posture.privileged {
             for cap in context.capabilities.as_ref().and_then(|c| c.add.clone()).unwrap_or_default() {
-                if !HARMLESS_CAPABILITIES.contains(&cap.as_str()) {
+                if !HARMLESS_CAPABILITIES.contains(&cap.as_str()) && !posture.capabilities.contains(&cap) {
                     push("pod.capability", Severity::Medium, format!("container {name}: adds capability {cap}"));
                 }
             }
@@ -101,7 +115,7 @@ mod tests {
                 (Component::VictoriaMetrics, "StatefulSet", "causely-victoria-metrics"),
             ];
             for (component, kind, name) in cases {
-                let found = findings(&template(&manifests, kind, name), seed.component(component).pod);
+                let found = findings(&template(&manifests, kind, name), &seed.component(component).pod);
                 assert!(found.is_empty(), "{component} ({agent_mode:?}): {found:?}");
             }
         }
@@ -111,7 +125,7 @@ mod tests {
     fn the_least_privilege_agent_judged_as_the_mediator_shows_each_host_access() {
         let seed = Baseline::seed().unwrap();
         let agent = template(&release(&Settings::defaults()), "DaemonSet", "causely-agent");
-        let found = findings(&agent, seed.component(Component::Mediator).pod);
+        let found = findings(&agent, &seed.component(Component::Mediator).pod);
         let rules: Vec<&str> = found.iter().map(|f| f.rule).collect();
         assert_eq!(rules.iter().filter(|r| **r == "pod.host-path").count(), 3, "{found:?}");
         assert_eq!(rules.iter().filter(|r| **r == "pod.capability").count(), 2, "{found:?}");
@@ -124,7 +138,7 @@ mod tests {
         let mut mediator = template(&release(&Settings::defaults()), "Deployment", "causely-mediator");
         mediator.containers[0].security_context.as_mut().unwrap().privileged = Some(true);
         mediator.host_network = Some(true);
-        let found = findings(&mediator, seed.component(Component::Mediator).pod);
+        let found = findings(&mediator, &seed.component(Component::Mediator).pod);
         assert!(found.iter().any(|f| f.rule == "pod.privileged" && f.severity == Severity::Critical), "{found:?}");
         assert!(found.iter().any(|f| f.rule == "pod.host-namespace"), "{found:?}");
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each takes its parsed arguments and returns an exit outcome.
 
+pub mod audit;
 pub mod check;
 pub mod completion;
 pub mod install;
@@ -18,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Uninstall(args) => uninstall::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::AuditPermissions(args) => audit::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
