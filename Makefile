@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -29,6 +29,10 @@ bench:
 # Install, upgrade and uninstall times on the local cluster.
 bench-lifecycle: deps
 	scripts/bench-lifecycle
+
+# audit-permissions with 10,000 unrelated RBAC objects in the local cluster.
+bench-audit: deps
+	scripts/bench-audit
 
 cluster-up: deps
 	tests/cluster/up
