@@ -185,6 +185,8 @@ pub enum AuditFormat {
     Json,
     /// For a pull-request comment.
     Markdown,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
 }
 
 /// The lowest severity that fails an audit (exit 1).

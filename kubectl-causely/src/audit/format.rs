@@ -92,3 +92,64 @@ pub fn json(report: &Report, fail_on: Option<Severity>) -> String {
     let doc = serde_json::json!({"report": report, "failOn": fail_on, "failed": failing});
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
+
+/// SARIF 2.1.0: one rule per kind of finding, one result per finding, located at the object it
+/// names (a logical location, since the objects live in a cluster, not in a file).
+pub fn sarif(report: &Report) -> String {
+    let mut rules: Vec<&str> = report.findings.iter().map(|f| f.rule.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    let level = |s: Option<Severity>| match s {
+        Some(Severity::Critical | Severity::High) => "error",
+        Some(Severity::Medium) => "warning",
+        Some(Severity::Low) | None => "note",
+    };
+    let descriptor = |id: &str| {
+        let example = report.findings.iter().find(|f| f.rule == id);
+        let text = match example.map(|f| f.kind) {
+            Some(FindingKind::Extra) => "Permission granted beyond the baseline",
+            Some(FindingKind::Missing) => "Permission in the baseline but not granted",
+            Some(FindingKind::Improvement) => "Narrower than the published posture",
+            Some(FindingKind::Addition) => "Documented addition to the published posture",
+            Some(FindingKind::Risk) => "Risky permission",
+            Some(FindingKind::PodSecurity) | None => "Pod security setting beyond the baseline",
+        };
+        serde_json::json!({
+            "id": id,
+            "shortDescription": {"text": format!("{text} ({id})")},
+            "defaultConfiguration": {"level": level(example.and_then(|f| f.severity))},
+        })
+    };
+    let results: Vec<serde_json::Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "ruleId": f.rule,
+                "ruleIndex": rules.iter().position(|r| *r == f.rule).unwrap_or(0),
+                "level": level(f.severity),
+                "message": {"text": format!("{}: {}", f.component, f.message)},
+                "locations": [{"logicalLocations": [{
+                    "name": f.object,
+                    "fullyQualifiedName": format!("{}/{}", report.namespace, f.object),
+                    "kind": "resource",
+                }]}],
+                "properties": {"component": f.component, "kind": f.kind, "severity": severity(f)},
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "kubectl-causely",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules.iter().map(|r| descriptor(r)).collect::<Vec<_>>(),
+            }},
+            "properties": {"baseline": report.baseline, "namespace": report.namespace},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}

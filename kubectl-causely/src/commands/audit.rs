@@ -157,6 +157,7 @@ pub async fn run(args: AuditArgs) -> Result<Outcome, Failure> {
         AuditFormat::Table => format::table(&report, fail_on, std::io::stdout().is_terminal()),
         AuditFormat::Json => format::json(&report, fail_on),
         AuditFormat::Markdown => format::markdown(&report, fail_on),
+        AuditFormat::Sarif => format::sarif(&report),
     };
     crate::out::print(&text);
     let failed = fail_on.is_some_and(|t| report.worst().is_some_and(|w| w >= t));
