@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Audit the permissions and pod security of Causely's components against a baseline.
     AuditPermissions(AuditArgs),
+    /// Show the RBAC differences between two of: installed, seed, release, or a file.
+    RbacDiff(RbacDiffArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -216,6 +218,23 @@ pub struct AuditArgs {
     /// Exit 1 when a finding is at least this severe.
     #[arg(long, value_enum, default_value = "high")]
     pub fail_on: FailOn,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct RbacDiffArgs {
+    /// `installed` (the cluster now), `seed` (the published permissions), `release` (this
+    /// plugin's rendering), or a path of rendered objects.
+    #[arg(default_value = "installed", value_name = "FROM")]
+    pub from: String,
+    #[arg(default_value = "release", value_name = "TO")]
+    pub to: String,
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     #[command(flatten)]
     pub cluster: ClusterFlags,
 }

@@ -1,10 +1,13 @@
 //! What an upgrade changes: objects added, changed (with a unified diff) and removed between the
-//! recorded release and the new one, and the RBAC grants gained or lost. Pure.
+//! recorded release and the new one, and each component's RBAC gained or lost (the same diff as
+//! `rbac-diff`). Pure.
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use similar::TextDiff;
 
-use crate::checks;
+use crate::audit::diff::{self, RbacDiff};
+use crate::audit::grants::Catalogue;
+use crate::audit::report::Expected;
+use crate::audit::snapshot::Snapshot;
 use crate::render::Manifest;
 
 /// The difference between two releases.
@@ -14,8 +17,8 @@ pub struct Plan {
     /// Each changed object with a unified diff of its YAML.
     pub changed: Vec<(Manifest, String)>,
     pub removed: Vec<Manifest>,
-    /// RBAC changes, one line each: `ClusterRole/x +group/resource:verb`, bindings re-pointed.
-    pub rbac: Vec<String>,
+    /// Each component's RBAC gained and lost.
+    pub rbac: Option<RbacDiff>,
 }
 
 impl Plan {
@@ -28,24 +31,7 @@ fn yaml(manifest: &Manifest) -> String {
     serde_saphyr::to_string(&manifest.object).unwrap_or_default()
 }
 
-fn rules(manifest: Option<&Manifest>) -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
-    let Some(m) = manifest else { return Vec::new() };
-    match m.kind.as_str() {
-        "ClusterRole" => serde_json::from_value::<ClusterRole>(m.object.clone()).ok().and_then(|r| r.rules),
-        "Role" => serde_json::from_value::<Role>(m.object.clone()).ok().and_then(|r| r.rules),
-        _ => None,
-    }
-    .unwrap_or_default()
-}
-
-fn role_ref(manifest: Option<&Manifest>) -> Option<String> {
-    let m = manifest?;
-    (m.kind == "ClusterRoleBinding" || m.kind == "RoleBinding").then_some(())?;
-    let binding: ClusterRoleBinding = serde_json::from_value(m.object.clone()).ok()?;
-    Some(format!("{}/{}", binding.role_ref.kind, binding.role_ref.name))
-}
-
-pub fn plan(old: &[Manifest], new: &[Manifest]) -> Plan {
+pub fn plan(old: &[Manifest], new: &[Manifest], namespace: &str) -> Plan {
     let find = |set: &[Manifest], key: &str| set.iter().find(|m| m.key() == key).cloned();
     let mut out = Plan::default();
     for m in new {
@@ -65,22 +51,13 @@ pub fn plan(old: &[Manifest], new: &[Manifest]) -> Plan {
     }
     out.removed = old.iter().filter(|m| find(new, &m.key()).is_none()).cloned().collect();
 
-    let mut keys: Vec<String> = old.iter().chain(new).map(Manifest::key).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let (before, after) = (find(old, &key), find(new, &key));
-        for grant in checks::grant_diff(&rules(before.as_ref()), &rules(after.as_ref())) {
-            out.rbac.push(format!("{key} {grant}"));
-        }
-        let (was, is) = (role_ref(before.as_ref()), role_ref(after.as_ref()));
-        if was != is {
-            out.rbac.push(format!(
-                "{key} binds {} (was {})",
-                is.as_deref().unwrap_or("nothing"),
-                was.as_deref().unwrap_or("nothing")
-            ));
-        }
+    let expected = |name: &str, objects: &[Manifest]| {
+        let values: Vec<serde_json::Value> = objects.iter().map(|m| m.object.clone()).collect();
+        Snapshot::from_objects(&values).map(|s| Expected::from_snapshot(name, &s, namespace, &Catalogue::default()))
+    };
+    if let (Ok(before), Ok(after)) = (expected("recorded", old), expected("new", new)) {
+        let rbac = diff::diff(&before, &after);
+        out.rbac = (!rbac.components.is_empty()).then_some(rbac);
     }
     out
 }
@@ -100,11 +77,9 @@ pub fn describe(plan: &Plan) -> String {
     for m in &plan.removed {
         out.push_str(&format!("- {} (removed)\n", m.key()));
     }
-    if !plan.rbac.is_empty() {
-        out.push_str("\nRBAC changes:\n");
-        for line in &plan.rbac {
-            out.push_str(&format!("  {line}\n"));
-        }
+    if let Some(rbac) = &plan.rbac {
+        out.push('\n');
+        out.push_str(&diff::text(rbac));
     }
     for (_, diff) in &plan.changed {
         out.push('\n');
@@ -117,6 +92,7 @@ pub fn describe(plan: &Plan) -> String {
 mod tests {
     use super::*;
     use crate::baseline::Baseline;
+    use crate::baseline::Component;
     use crate::render::render;
     use crate::render::settings::{AgentMode, ExecutorRbac, Settings};
 
@@ -127,39 +103,37 @@ mod tests {
     #[test]
     fn the_same_release_plans_no_change() {
         let r = release(&Settings::defaults());
-        assert!(plan(&r, &r).is_empty());
-        assert!(describe(&plan(&r, &r)).starts_with("no changes"));
+        assert!(plan(&r, &r, "causely").is_empty());
+        assert!(plan(&r, &r, "causely").rbac.is_none());
+        assert!(describe(&plan(&r, &r, "causely")).starts_with("no changes"));
     }
 
     #[test]
     fn enabling_the_executor_adds_its_objects_and_rbac() {
         let old = release(&Settings::defaults());
         let new = release(&Settings { executor: Some(ExecutorRbac::Scoped), ..Settings::defaults() });
-        let p = plan(&old, &new);
+        let p = plan(&old, &new, "causely");
         assert!(p.added.iter().any(|m| m.key() == "Deployment/causely/causely-executor"));
         assert!(p.removed.is_empty());
-        assert!(p.rbac.iter().any(|l| l == "ClusterRole/causely-executor +apps/deployments:patch"), "{:?}", p.rbac);
-        assert!(
-            p.rbac
-                .iter()
-                .any(|l| l == "ClusterRoleBinding/causely-executor binds ClusterRole/causely-executor (was nothing)")
-        );
+        let rbac = p.rbac.unwrap();
+        assert!(rbac.components[&Component::Executor].added.iter().any(|l| l.contains("apps/deployments")), "{rbac:?}");
     }
 
     #[test]
     fn switching_the_executor_to_cluster_admin_is_reported_as_an_rbac_change() {
         let old = release(&Settings { executor: Some(ExecutorRbac::Scoped), ..Settings::defaults() });
         let new = release(&Settings { executor: Some(ExecutorRbac::ClusterAdmin), ..Settings::defaults() });
-        let p = plan(&old, &new);
+        let p = plan(&old, &new, "causely");
         assert!(p.removed.iter().any(|m| m.key() == "ClusterRole/causely-executor"));
-        assert!(p.rbac.contains(&"ClusterRoleBinding/causely-executor binds ClusterRole/cluster-admin (was ClusterRole/causely-executor)".to_owned()), "{:?}", p.rbac);
+        let rbac = p.rbac.unwrap();
+        assert_eq!(rbac.components[&Component::Executor].added, ["everything (bound to cluster-admin)"]);
     }
 
     #[test]
     fn a_changed_object_comes_with_a_diff_of_what_changed() {
         let old = release(&Settings::defaults());
         let new = release(&Settings { agent_mode: AgentMode::Privileged, ..Settings::defaults() });
-        let p = plan(&old, &new);
+        let p = plan(&old, &new, "causely");
         let (m, diff) = p.changed.iter().find(|(m, _)| m.kind == "DaemonSet").unwrap();
         assert_eq!(m.name, "causely-agent");
         assert!(diff.contains("+          privileged: true"), "{diff}");

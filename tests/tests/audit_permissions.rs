@@ -47,6 +47,8 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
     // Clean against this release; against the published permissions only what is documented.
     let clean = audit(&cluster, &[], 0)?;
     ensure!(clean.is_empty(), "a clean install has findings: {clean:#?}");
+    let same = expect(&cluster, &["rbac-diff", "installed", "release"], 0)?;
+    ensure!(same.stdout.ends_with("no differences\n"), "{}", same.stdout);
     let seed = audit(&cluster, &["--baseline", "seed"], 0)?;
     ensure!(seed.iter().all(|f| f["kind"] == "improvement" || f["kind"] == "addition"), "{seed:#?}");
     ensure!(seed.iter().any(|f| f["kind"] == "improvement" && f["component"] == "agent"), "{seed:#?}");
@@ -62,7 +64,10 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
         "subjects": [{"kind": "ServiceAccount", "name": "causely-mediator", "namespace": NS}]
     }))?).await?;
     let found = audit(&cluster, &[], 1);
+    let drift = expect(&cluster, &["rbac-diff"], 1);
     bindings.delete("e2e-secret-reader", &DeleteParams::default()).await?;
+    let drift = drift?;
+    ensure!(drift.stdout.contains("mediator\n  - get on secrets\n"), "{}", drift.stdout);
     roles.delete("e2e-secret-reader", &DeleteParams::default()).await?;
     let found = found?;
     ensure!(has(&found, "rbac.secrets-read", "high", "get secrets"), "{found:#?}");

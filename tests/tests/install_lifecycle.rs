@@ -278,7 +278,7 @@ async fn upgrade_from_an_older_release(cluster: &Cluster, client: &Client) -> an
 
     let plan = expect(cluster, &["upgrade", "--dry-run"], 0)?;
     ensure!(plan.stdout.contains("- ConfigMap/causely/causely-legacy (removed)"), "{}", plan.stdout);
-    ensure!(plan.stdout.contains("ClusterRole/causely-agent -services:update"), "{}", plan.stdout);
+    ensure!(plan.stdout.contains("agent\n  - update on nodes, nodes/metrics, services\n"), "{}", plan.stdout);
     ensure!(plan.stdout.contains("~ DaemonSet/causely/causely-agent (changed)"), "{}", plan.stdout);
 
     let upgraded = expect(cluster, &["upgrade", "--timeout", "2m"], 0)?;

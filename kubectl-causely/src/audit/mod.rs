@@ -1,6 +1,7 @@
 //! The audit engine behind `audit-permissions`: effective grants, risky permissions and pod
 //! security findings, computed from values (no cluster access here).
 
+pub mod diff;
 pub mod format;
 pub mod grants;
 pub mod posture;

@@ -110,6 +110,48 @@ fn documented_additions(namespace: &str) -> BTreeSet<Scoped> {
         .collect()
 }
 
+/// A baseline by name: `seed`, `release` (for the recorded settings when a cluster is at hand,
+/// else the defaults), `installed` (what the cluster grants now; needs a cluster), or a path.
+pub async fn expected(
+    spec: &str,
+    namespace: &str,
+    client: Option<&Client>,
+    catalogue: &Catalogue,
+) -> Result<Expected, Failure> {
+    match spec {
+        "seed" => {
+            let seed = Baseline::seed().map_err(|e| Failure::CouldNotRun(e.to_string()))?;
+            Ok(Expected::published(&seed, documented_additions(namespace)))
+        }
+        "release" => {
+            let recorded = match client {
+                Some(client) => cluster::read_record(client, namespace).await?.map(|r| r.settings),
+                None => None,
+            };
+            let settings =
+                options::resolve(recorded.unwrap_or_else(Settings::defaults), namespace, &Default::default())?;
+            let objects: Vec<serde_json::Value> = install::release(&settings)?.into_iter().map(|m| m.object).collect();
+            let snapshot = Snapshot::from_objects(&objects).map_err(Failure::CouldNotRun)?;
+            Ok(Expected::from_snapshot("release", &snapshot, namespace, catalogue))
+        }
+        "installed" => {
+            let client = client.ok_or_else(|| Failure::Usage("`installed` needs a cluster".into()))?;
+            Ok(Expected::from_snapshot("installed", &read_cluster(client, namespace).await?, namespace, catalogue))
+        }
+        path => {
+            let snapshot = Snapshot::from_objects(&read_objects(Path::new(path))?).map_err(Failure::Usage)?;
+            Ok(Expected::from_snapshot(path, &snapshot, namespace, catalogue))
+        }
+    }
+}
+
+/// A client and the API server's discovery, for audits and diffs that read the cluster.
+pub async fn connect(flags: &crate::cli::ClusterFlags) -> Result<(Client, Catalogue), Failure> {
+    let (client, _) = kubeconfig::client(flags).await?;
+    let catalogue = catalogue(&client).await?;
+    Ok((client, catalogue))
+}
+
 pub async fn run(args: AuditArgs) -> Result<Outcome, Failure> {
     let namespace = &args.namespace.namespace;
     let offline = !args.from_file.is_empty();
@@ -120,31 +162,10 @@ pub async fn run(args: AuditArgs) -> Result<Outcome, Failure> {
         }
         (Snapshot::from_objects(&objects).map_err(Failure::Usage)?, Catalogue::default(), None)
     } else {
-        let (client, _) = kubeconfig::client(&args.cluster).await?;
-        let catalogue = catalogue(&client).await?;
+        let (client, catalogue) = connect(&args.cluster).await?;
         (read_cluster(&client, namespace).await?, catalogue, Some(client))
     };
-    let expected = match args.baseline.as_str() {
-        "seed" => {
-            let seed = Baseline::seed().map_err(|e| Failure::CouldNotRun(e.to_string()))?;
-            Expected::published(&seed, documented_additions(namespace))
-        }
-        "release" => {
-            let recorded = match &client {
-                Some(client) => cluster::read_record(client, namespace).await?.map(|r| r.settings),
-                None => None,
-            };
-            let base = recorded.unwrap_or_else(Settings::defaults);
-            let settings = options::resolve(base, namespace, &Default::default())?;
-            let objects: Vec<serde_json::Value> = install::release(&settings)?.into_iter().map(|m| m.object).collect();
-            let snapshot = Snapshot::from_objects(&objects).map_err(Failure::CouldNotRun)?;
-            Expected::from_snapshot("release", &snapshot, namespace, &catalogue)
-        }
-        path => {
-            let snapshot = Snapshot::from_objects(&read_objects(Path::new(path))?).map_err(Failure::Usage)?;
-            Expected::from_snapshot(path, &snapshot, namespace, &catalogue)
-        }
-    };
+    let expected = expected(&args.baseline, namespace, client.as_ref(), &catalogue).await?;
     let report = audit(&actual, &expected, namespace, &catalogue);
     let fail_on = match args.fail_on {
         FailOn::None => None,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod check;
 pub mod completion;
 pub mod install;
+pub mod rbac_diff;
 pub mod status;
 pub mod uninstall;
 pub mod upgrade;
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::AuditPermissions(args) => audit::run(args).await,
+        Command::RbacDiff(args) => rbac_diff::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }

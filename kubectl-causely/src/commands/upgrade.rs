@@ -17,7 +17,7 @@ pub async fn run(args: UpgradeArgs) -> Result<Outcome, Failure> {
     let settings = options::resolve(previous.settings.clone(), namespace, &args.settings)?;
     let next = install::release(&settings)?;
     let next_objects: Vec<_> = next.iter().filter(|m| m.name != crate::record::NAME).cloned().collect();
-    let changes = plan::plan(&previous.objects, &next_objects);
+    let changes = plan::plan(&previous.objects, &next_objects, namespace);
     crate::out!("{}", plan::describe(&changes));
     if args.dry_run {
         return Ok(Outcome::Clean);
