@@ -77,6 +77,31 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
         "{found:#?}"
     );
 
+    // An aggregated ClusterRole someone else binds to the agent: its rules come from the roles
+    // its selector matches, filled in by the controller-manager.
+    roles.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "e2e-aggregated"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"e2e-aggregate": "yes"}}]}}))?).await?;
+    roles.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "e2e-part", "labels": {"e2e-aggregate": "yes"}}, "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]}))?).await?;
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "e2e-aggregated"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "e2e-aggregated"},
+                "subjects": [{"kind": "ServiceAccount", "name": "causely-agent", "namespace": NS}]
+            }))?,
+        )
+        .await?;
+    let aggregated =
+        causely_tests::poll::until("the aggregated rule is audited", std::time::Duration::from_secs(60), || async {
+            let found = audit(&cluster, &["--fail-on", "none"], 0)?;
+            Ok(has(&found, "drift.extra", "medium", "list configmaps").then_some(()))
+        })
+        .await;
+    bindings.delete("e2e-aggregated", &DeleteParams::default()).await?;
+    roles.delete("e2e-aggregated", &DeleteParams::default()).await?;
+    roles.delete("e2e-part", &DeleteParams::default()).await?;
+    aggregated?;
+
     // A wildcard verb on the agent's role; then a permission the agent needs taken away.
     let agent_rules = roles.get("causely-agent").await?.rules.unwrap_or_default();
     let widened = json!({"rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["*"]}, agent_rules[1]]});

@@ -73,6 +73,18 @@ pub fn findings(spec: &PodSpec, posture: &PodPosture) -> Vec<PodFinding> {
                     push("pod.capability", Severity::Medium, format!("container {name}: adds capability {cap}"));
                 }
             }
+            let seccomp = context
+                .seccomp_profile
+                .as_ref()
+                .or(spec.security_context.as_ref().and_then(|c| c.seccomp_profile.as_ref()))
+                .map(|p| p.type_.as_str());
+            if !privileged && !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+                push(
+                    "pod.seccomp",
+                    Severity::Low,
+                    format!("container {name}: no seccomp profile (Unconfined or unset)"),
+                );
+            }
             if !privileged && context.allow_privilege_escalation != Some(false) {
                 push(
                     "pod.privilege-escalation",
@@ -141,5 +153,15 @@ mod tests {
         let found = findings(&mediator, &seed.component(Component::Mediator).pod);
         assert!(found.iter().any(|f| f.rule == "pod.privileged" && f.severity == Severity::Critical), "{found:?}");
         assert!(found.iter().any(|f| f.rule == "pod.host-namespace"), "{found:?}");
+    }
+
+    #[test]
+    fn a_pod_without_a_seccomp_profile_is_reported() {
+        let seed = Baseline::seed().unwrap();
+        let mut mediator = template(&release(&Settings::defaults()), "Deployment", "causely-mediator");
+        mediator.security_context.as_mut().unwrap().seccomp_profile = None;
+        mediator.containers[0].security_context.as_mut().unwrap().seccomp_profile = None;
+        let found = findings(&mediator, &seed.component(Component::Mediator).pod);
+        assert_eq!(found.iter().map(|f| f.rule).collect::<Vec<_>>(), ["pod.seccomp"], "{found:?}");
     }
 }
