@@ -47,7 +47,8 @@ pub async fn apply(client: &Client, manifest: &Manifest, dry_run: bool) -> Resul
     Ok(before != after.metadata.resource_version)
 }
 
-/// Deletes one object (dependents in the foreground); returns false when it was already gone.
+/// Deletes one object (its dependents are collected in the background); returns false when it
+/// was already gone.
 pub async fn delete(client: &Client, manifest: &Manifest) -> Result<bool, Failure> {
     let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
     match api_for(client, manifest).delete(&manifest.name, &params).await {
