@@ -1,10 +1,10 @@
 //! The vocabulary of `check`: results grouped by category, printed like `linkerd check`
 //! (√ passed, × failed, ‼ warning, each failure with a hint), and the pure judgements behind them.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde::Serialize;
+
+use crate::audit::grants::{Catalogue, Grant, expand_all};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,32 +103,24 @@ pub fn kubernetes_minor(major: &str, minor: &str) -> Option<u32> {
     minor.trim_end_matches('+').parse().ok()
 }
 
-/// Rules as a set of (apiGroup, resource, verb) and (nonResourceURL, verb) triples, so that two
-/// ClusterRoles writing the same grants in a different order or grouping compare equal.
-pub fn grants(rules: &[PolicyRule]) -> BTreeMap<String, ()> {
-    let mut out = BTreeMap::new();
-    for rule in rules {
-        for verb in &rule.verbs {
-            for group in rule.api_groups.iter().flatten() {
-                for resource in rule.resources.iter().flatten() {
-                    let group = if group.is_empty() { String::new() } else { format!("{group}/") };
-                    let names = rule.resource_names.as_ref().map(|n| format!("[{}]", n.join(","))).unwrap_or_default();
-                    out.insert(format!("{group}{resource}{names}:{verb}"), ());
-                }
-            }
-            for url in rule.non_resource_urls.iter().flatten() {
-                out.insert(format!("{url}:{verb}"), ());
-            }
+/// `group/resource[names]:verb`, or `url:verb`: how `check` names a grant.
+fn key(grant: &Grant) -> String {
+    match grant {
+        Grant::Resource { group, resource, verb, names } => {
+            let group = if group.is_empty() { String::new() } else { format!("{group}/") };
+            let names = if names.is_empty() { String::new() } else { format!("[{}]", names.join(",")) };
+            format!("{group}{resource}{names}:{verb}")
         }
+        Grant::NonResource { url, verb } => format!("{url}:{verb}"),
     }
-    out
 }
 
-/// Grants in `live` but not in `expected` (+) and in `expected` but not in `live` (-).
+/// Grants in `live` but not in `expected` (+) and in `expected` but not in `live` (-), compared
+/// as expanded grants, so that two roles writing the same grants in another grouping are equal.
 pub fn grant_diff(expected: &[PolicyRule], live: &[PolicyRule]) -> Vec<String> {
-    let (e, l) = (grants(expected), grants(live));
-    let extra = l.keys().filter(|k| !e.contains_key(*k)).map(|k| format!("+{k}"));
-    let missing = e.keys().filter(|k| !l.contains_key(*k)).map(|k| format!("-{k}"));
+    let (e, l) = (expand_all(expected, &Catalogue::default()), expand_all(live, &Catalogue::default()));
+    let extra = l.difference(&e).map(|g| format!("+{}", key(g)));
+    let missing = e.difference(&l).map(|g| format!("-{}", key(g)));
     extra.chain(missing).collect()
 }
 

@@ -11,7 +11,7 @@ use crate::baseline::Component;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentHealth {
-    pub component: String,
+    pub component: Component,
     pub kind: String,
     pub name: String,
     pub desired: i32,
@@ -32,7 +32,7 @@ impl ComponentHealth {
     /// A component whose workload does not exist.
     pub fn missing(component: Component, kind: &str, name: &str) -> ComponentHealth {
         ComponentHealth {
-            component: component.name().to_owned(),
+            component,
             kind: kind.to_owned(),
             name: name.to_owned(),
             desired: 0,
@@ -78,7 +78,7 @@ fn assess(
         None
     };
     ComponentHealth {
-        component: component.name().to_owned(),
+        component,
         kind: kind.to_owned(),
         name,
         desired: counts.desired,
@@ -145,7 +145,7 @@ pub fn table(components: &[ComponentHealth]) -> String {
     for c in components {
         out.push_str(&format!(
             "{:<18}{:<13}{:<8}{:<12}{:<10}{:<7}{}\n",
-            c.component,
+            c.component.name(),
             c.kind,
             format!("{}/{}", c.ready, c.desired),
             c.updated,

@@ -70,6 +70,27 @@ impl Cluster {
     }
 }
 
+/// The names of the cluster's nodes.
+pub async fn node_names(client: &kube::Client) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&kube::api::ListParams::default())
+        .await?;
+    Ok(nodes.items.into_iter().filter_map(|n| n.metadata.name).collect())
+}
+
+/// A dynamic API for the kind and namespace of a rendered object (a JSON value).
+pub fn api_for(client: &kube::Client, object: &serde_json::Value) -> kube::Api<kube::api::DynamicObject> {
+    use kube::api::{ApiResource, GroupVersionKind};
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    match object["metadata"]["namespace"].as_str() {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &resource),
+        None => kube::Api::all_with(client.clone(), &resource),
+    }
+}
+
 fn start() -> anyhow::Result<Cluster> {
     let root = repo_root();
     let state = std::env::var_os("CAUSELY_CLUSTER_DIR").map_or_else(|| root.join("target/cluster"), PathBuf::from);

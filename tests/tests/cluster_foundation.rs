@@ -105,13 +105,7 @@ async fn a_daemonset_runs_one_pod_per_node_and_a_deployment_becomes_available() 
         daemonsets.create(&PostParams::default(), &ds).await?;
         deployments.create(&PostParams::default(), &deploy).await?;
 
-        let node_names: BTreeSet<String> = Api::<Node>::all(client.clone())
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect();
+        let node_names = causely_tests::cluster::node_names(&client).await?;
         let placed = poll::until("the DaemonSet has a Running pod with an IP on every node", CONVERGE, || async {
             let list = pods.list(&ListParams::default().labels("app=per-node")).await?;
             let running: Vec<(String, String)> = list

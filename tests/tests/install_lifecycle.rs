@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use causely_tests::cluster::Cluster;
+use causely_tests::cluster::{Cluster, api_for};
 use causely_tests::plugin::{expect, run};
 use causely_tests::poll;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, PodSpec};
 use k8s_openapi::api::rbac::v1::ClusterRole;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kubectl_causely::baseline::{Baseline, Component, Rule};
 use serde_json::json;
@@ -28,16 +28,9 @@ const CONVERGE: Duration = Duration::from_secs(120);
 async fn live_versions(client: &Client, items: &[serde_json::Value]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in items {
-        let api_version = item["apiVersion"].as_str().context("apiVersion")?;
         let kind = item["kind"].as_str().context("kind")?;
         let name = item["metadata"]["name"].as_str().context("name")?;
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let api: Api<DynamicObject> = match item["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        let object = api.get(name).await.with_context(|| format!("{kind}/{name} was not created"))?;
+        let object = api_for(client, item).get(name).await.with_context(|| format!("{kind}/{name} was not created"))?;
         out.insert(format!("{kind}/{name}"), object.metadata.resource_version.unwrap_or_default());
     }
     Ok(out)
@@ -129,22 +122,15 @@ async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow:
     let versions = live_versions(&client, &items).await?;
     ensure!(versions.len() == items.len());
 
-    let nodes: Vec<String> = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .collect();
+    let nodes = causely_tests::cluster::node_names(&client).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let agents = pods.list(&ListParams::default().labels("app.kubernetes.io/name=agent")).await?;
-    let mut on: Vec<String> = agents
+    let on: std::collections::BTreeSet<String> = agents
         .items
         .iter()
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .filter_map(|p| p.spec.as_ref()?.node_name.clone())
         .collect();
-    on.sort();
     ensure!(on == nodes, "agent pods Running on {on:?}, nodes {nodes:?}");
 
     // The published ClusterRoles (permissions/seed.yaml, itself checked against the published
@@ -224,19 +210,12 @@ async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow:
 async fn labelled_objects(client: &Client, items: &[serde_json::Value]) -> anyhow::Result<Vec<String>> {
     let mut left = Vec::new();
     for item in items {
-        let api_version = item["apiVersion"].as_str().unwrap_or_default();
         let kind = item["kind"].as_str().unwrap_or_default();
         let name = item["metadata"]["name"].as_str().unwrap_or_default();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        let api: Api<DynamicObject> = match item["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
         if kind == "PersistentVolumeClaim" {
             continue;
         }
-        if let Some(object) = api.get_opt(name).await? {
+        if let Some(object) = api_for(client, item).get_opt(name).await? {
             let labels = object.metadata.labels.unwrap_or_default();
             if labels.get("app.kubernetes.io/part-of").map(String::as_str) == Some("causely") {
                 left.push(format!("{kind}/{name}"));

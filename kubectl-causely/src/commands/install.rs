@@ -45,11 +45,8 @@ pub async fn wait(client: &Client, settings: &Settings, flags: &WaitFlags) -> Re
             component.component,
             component.problem.as_deref().unwrap_or_default()
         );
-        let parsed = crate::baseline::Component::ALL.into_iter().find(|c| c.name() == component.component);
-        if let Some(parsed) = parsed {
-            for reason in rollout::explain(client, settings, parsed).await? {
-                eprintln!("  {reason}");
-            }
+        for reason in rollout::explain(client, settings, component.component).await? {
+            eprintln!("  {reason}");
         }
     }
     if outcome == Outcome::Clean {
