@@ -32,12 +32,13 @@ pub async fn get(client: &Client, manifest: &Manifest) -> Result<Option<DynamicO
 }
 
 /// Server-side applies one object (as a dry run when asked); returns whether the stored object
-/// changed (its resourceVersion moved).
+/// changed (its resourceVersion moved). The answer means nothing for a dry run.
 pub async fn apply(client: &Client, manifest: &Manifest, dry_run: bool) -> Result<bool, Failure> {
     let api = api_for(client, manifest);
     let object: DynamicObject = serde_json::from_value(manifest.object.clone())
         .map_err(|e| Failure::CouldNotRun(format!("{}: {e}", manifest.key())))?;
-    let before = get(client, manifest).await?.and_then(|o| o.metadata.resource_version);
+    // A dry run changes nothing, so only a real apply needs the version it started from.
+    let before = if dry_run { None } else { get(client, manifest).await?.and_then(|o| o.metadata.resource_version) };
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
     let after = api

@@ -53,6 +53,26 @@ struct Counts {
     updated: i32,
 }
 
+impl Counts {
+    /// Counts of a Deployment or StatefulSet, whose statuses share their shape; an unset replica
+    /// count means the API default, 1.
+    fn replicated(
+        generation: Option<i64>,
+        observed: Option<i64>,
+        replicas: Option<i32>,
+        ready: Option<i32>,
+        updated: Option<i32>,
+    ) -> Counts {
+        Counts {
+            generation,
+            observed,
+            desired: replicas.unwrap_or(1),
+            ready: ready.unwrap_or(0),
+            updated: updated.unwrap_or(0),
+        }
+    }
+}
+
 fn assess(
     component: Component,
     kind: &str,
@@ -104,25 +124,27 @@ pub fn daemon_set(ds: &DaemonSet, expected_version: &str, now: &Time) -> Compone
 
 pub fn deployment(component: Component, d: &Deployment, expected_version: &str, now: &Time) -> ComponentHealth {
     let status = d.status.clone().unwrap_or_default();
-    let counts = Counts {
-        generation: d.metadata.generation,
-        observed: status.observed_generation,
-        desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        ready: status.ready_replicas.unwrap_or(0),
-        updated: status.updated_replicas.unwrap_or(0),
-    };
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas);
+    let counts = Counts::replicated(
+        d.metadata.generation,
+        status.observed_generation,
+        replicas,
+        status.ready_replicas,
+        status.updated_replicas,
+    );
     assess(component, "Deployment", &d.metadata, counts, expected_version, now)
 }
 
 pub fn stateful_set(s: &StatefulSet, expected_version: &str, now: &Time) -> ComponentHealth {
     let status = s.status.clone().unwrap_or_default();
-    let counts = Counts {
-        generation: s.metadata.generation,
-        observed: status.observed_generation,
-        desired: s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        ready: status.ready_replicas.unwrap_or(0),
-        updated: status.updated_replicas.unwrap_or(0),
-    };
+    let replicas = s.spec.as_ref().and_then(|s| s.replicas);
+    let counts = Counts::replicated(
+        s.metadata.generation,
+        status.observed_generation,
+        replicas,
+        status.ready_replicas,
+        status.updated_replicas,
+    );
     assess(Component::VictoriaMetrics, "StatefulSet", &s.metadata, counts, expected_version, now)
 }
 
