@@ -68,6 +68,23 @@ fn the_least_privilege_agent_is_unprivileged_with_two_capabilities_and_read_only
 }
 
 #[test]
+fn agents_present_a_short_lived_token_minted_only_for_the_mediator() {
+    for mode in [AgentMode::LeastPrivilege, AgentMode::Privileged] {
+        let settings = Settings { agent_mode: mode, ..Settings::defaults() };
+        let ds: DaemonSet = find(&release(&settings), "DaemonSet", "causely-agent");
+        let spec = ds.spec.unwrap().template.spec.unwrap();
+        let projected = spec.volumes.unwrap().into_iter().find_map(|v| v.projected).expect("a projected token");
+        let token = projected.sources.unwrap().remove(0).service_account_token.unwrap();
+        assert_eq!(token.audience.as_deref(), Some(causely_model::AGENT_TOKEN_AUDIENCE));
+        assert!(token.expiration_seconds.unwrap() <= 3600);
+        let env = spec.containers[0].env.as_ref().unwrap();
+        let file = env.iter().find(|e| e.name == "CAUSELY_TOKEN_FILE").and_then(|e| e.value.clone()).unwrap();
+        let mount = spec.containers[0].volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "mediator-token");
+        assert!(file.starts_with(&mount.unwrap().mount_path), "{file}");
+    }
+}
+
+#[test]
 fn the_privileged_agent_is_the_published_posture() {
     let settings = Settings { agent_mode: AgentMode::Privileged, ..Settings::defaults() };
     let ds: DaemonSet = find(&release(&settings), "DaemonSet", "causely-agent");

@@ -6,6 +6,7 @@
 //! past the types.
 
 pub mod action;
+pub mod api;
 pub mod edge;
 pub mod egress;
 pub mod entity;
@@ -19,6 +20,6 @@ pub use edge::{Edge, Protocol, Relation};
 pub use egress::{EgressBatch, SCHEMA_VERSION, TopologyPayload};
 pub use entity::Entity;
 pub use id::{EntityId, EntityKind, IdError, WorkloadKind};
-pub use report::{AgentReport, ConnectionObservation, Direction, PeerAddr};
+pub use report::{AGENT_TOKEN_AUDIENCE, AgentReport, ConnectionObservation, Direction, PeerAddr};
 pub use symptom::{Comparator, Severity, Symptom, SymptomChange, SymptomId, SymptomKind, Threshold};
 pub use time::UnixMillis;

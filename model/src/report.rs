@@ -9,6 +9,10 @@ use crate::edge::Protocol;
 use crate::symptom::SymptomChange;
 use crate::time::UnixMillis;
 
+/// The audience of the projected ServiceAccount token an agent presents to the mediator: a token
+/// minted for the mediator is useless against the API server or anything else.
+pub const AGENT_TOKEN_AUDIENCE: &str = "causely-mediator";
+
 /// Which side of a connection the observing socket was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

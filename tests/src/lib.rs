@@ -2,6 +2,8 @@
 //! workspace's binaries, and polling.
 
 pub mod cluster;
+pub mod mediator;
 pub mod plugin;
 pub mod poll;
+pub mod upstream;
 pub mod workspace;

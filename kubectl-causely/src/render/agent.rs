@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HostPathVolumeSource, PodSpec, Toleration, Volume, VolumeMount,
+    Container, ContainerPort, HostPathVolumeSource, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
+    Toleration, Volume, VolumeMount, VolumeProjection,
 };
 
 use super::settings::{AgentMode, Settings};
@@ -41,9 +42,40 @@ fn host_mounts(mode: AgentMode) -> Vec<(Volume, VolumeMount)> {
     }
 }
 
+/// Where the agent finds the token it presents to the mediator.
+const MEDIATOR_TOKEN_DIR: &str = "/var/run/secrets/causely";
+
+/// A short-lived token for the mediator's audience only, rotated by the kubelet; the mediator
+/// verifies it against the API server's issuer keys and the node it is bound to.
+fn mediator_token() -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: "mediator-token".to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(causely_model::AGENT_TOKEN_AUDIENCE.to_owned()),
+                    expiration_seconds: Some(3600),
+                    path: "token".to_owned(),
+                }),
+                ..VolumeProjection::default()
+            }]),
+            ..ProjectedVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: "mediator-token".to_owned(),
+        mount_path: MEDIATOR_TOKEN_DIR.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
+}
+
 pub fn daemon_set(settings: &Settings) -> DaemonSet {
     let component = Component::Agent;
-    let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) = host_mounts(settings.agent_mode).into_iter().unzip();
+    let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) =
+        host_mounts(settings.agent_mode).into_iter().chain([mediator_token()]).unzip();
     let security = match settings.agent_mode {
         AgentMode::LeastPrivilege => pod::agent_least_privilege(),
         AgentMode::Privileged => pod::agent_privileged(),
@@ -56,6 +88,7 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
             pod::env("CAUSELY_MEDIATOR_URL", super::mediator::url(settings)),
             pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
             pod::env("CAUSELY_HOST_ROOT", "/host"),
+            pod::env("CAUSELY_TOKEN_FILE", format!("{MEDIATOR_TOKEN_DIR}/token")),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("health".to_owned()),

@@ -61,6 +61,7 @@ pub fn deployment(settings: &Settings) -> Deployment {
         env: Some(
             vec![
                 pod::env_field("POD_NAMESPACE", "metadata.namespace"),
+                pod::env_field("POD_NAME", "metadata.name"),
                 pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
                 pod::env("CAUSELY_STATE_DIR", STATE_DIR),
             ]

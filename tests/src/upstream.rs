@@ -1,0 +1,155 @@
+//! A real HTTP upstream on loopback that records what the mediator delivers and can be switched
+//! to misbehave: refuse connections, answer slowly, or answer 500.
+//!
+//! It stands in for the causal-analysis backend, which does not run here; it speaks the delivery
+//! protocol (`POST`, exact batch bytes as the body, `x-causely-seq`) and acknowledges with 2xx.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How the upstream answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    /// The listener is closed: connections are refused.
+    Down,
+    /// Each request waits this long before being acknowledged.
+    Slow(Duration),
+    /// Every request gets a 500.
+    Failing,
+}
+
+/// One request the upstream acknowledged.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub seq: u64,
+    pub body: Vec<u8>,
+    pub authorization: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    received: Vec<Received>,
+    mode: Option<Mode>,
+}
+
+/// A running upstream; dropping it stops it.
+#[derive(Debug)]
+pub struct Upstream {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub async fn start() -> anyhow::Result<Upstream> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the upstream")?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Mutex::new(Shared { received: Vec::new(), mode: Some(Mode::Up) }));
+        let mut upstream = Upstream { addr, shared, server: None };
+        upstream.serve(listener);
+        Ok(upstream)
+    }
+
+    /// `http://127.0.0.1:PORT/v1/batches`.
+    pub fn url(&self) -> String {
+        format!("http://{}/v1/batches", self.addr)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let app = Router::new().route("/v1/batches", post(receive)).with_state(self.shared.clone());
+        self.server = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    /// Switches the behaviour; `Down` closes the listener, leaving it re-binds the same port.
+    pub async fn set_mode(&mut self, mode: Mode) -> anyhow::Result<()> {
+        let was_down = self.server.is_none();
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.mode = Some(mode);
+        }
+        match (mode, was_down) {
+            (Mode::Down, false) => {
+                if let Some(server) = self.server.take() {
+                    server.abort();
+                    let _ = server.await;
+                }
+            }
+            (Mode::Down, true) => {}
+            (_, true) => {
+                let listener = bind_again(self.addr).await?;
+                self.serve(listener);
+            }
+            (_, false) => {}
+        }
+        Ok(())
+    }
+
+    /// Everything acknowledged so far, in arrival order (duplicates included).
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().map(|s| s.received.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+async fn bind_again(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    // The aborted server's socket may take a moment to be released.
+    for _ in 0..50 {
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return Ok(listener);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    TcpListener::bind(addr).await.with_context(|| format!("re-binding the upstream on {addr}"))
+}
+
+async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mode = shared.lock().ok().and_then(|s| s.mode).unwrap_or(Mode::Up);
+    match mode {
+        Mode::Failing => return StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Slow(delay) => tokio::time::sleep(delay).await,
+        Mode::Up | Mode::Down => {}
+    }
+    let Some(seq) = headers.get("x-causely-seq").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Ok(mut shared) = shared.lock() {
+        shared.received.push(Received { seq, body: body.to_vec(), authorization });
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// The received batches after deduplication by seq (first copy wins), in seq order, checking that
+/// every copy of a seq carried the same bytes.
+pub fn deduplicated(received: &[Received]) -> anyhow::Result<Vec<Received>> {
+    let mut by_seq: std::collections::BTreeMap<u64, Received> = std::collections::BTreeMap::new();
+    for item in received {
+        match by_seq.get(&item.seq) {
+            Some(first) if first.body != item.body => anyhow::bail!("seq {} was delivered with two bodies", item.seq),
+            Some(_) => {}
+            None => {
+                by_seq.insert(item.seq, item.clone());
+            }
+        }
+    }
+    Ok(by_seq.into_values().collect())
+}
