@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+pub mod index;
+pub mod symptoms;
+pub mod topology;
+
 /// Causely mediator: watches the cluster, joins the agents' observations into a service topology, detects cluster symptoms, and sends only topology and symptoms upstream.
 #[derive(Debug, Parser)]
 #[command(name = "causely-mediator", version, about, long_about = None)]

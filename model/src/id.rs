@@ -140,6 +140,16 @@ impl EntityId {
         EntityId::Pod { namespace: namespace.into(), name: name.into() }
     }
 
+    /// A namespace's id. Named after the `ns/` prefix because `namespace()` already reads the
+    /// namespace an entity lives in.
+    pub fn ns(name: impl Into<String>) -> Self {
+        EntityId::Namespace { name: name.into() }
+    }
+
+    pub fn container(namespace: impl Into<String>, pod: impl Into<String>, name: impl Into<String>) -> Self {
+        EntityId::Container { namespace: namespace.into(), pod: pod.into(), name: name.into() }
+    }
+
     pub fn service(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         EntityId::Service { namespace: namespace.into(), name: name.into() }
     }
@@ -279,6 +289,15 @@ mod tests {
         assert_eq!(parse("pod/shop/web-1").unwrap(), EntityId::pod("shop", "web-1"));
         assert_eq!(parse("pod/shop/web-1").unwrap().namespace(), Some("shop"));
         assert_eq!(parse("node/n1").unwrap().namespace(), None);
+    }
+
+    #[test]
+    fn the_constructors_build_the_ids_they_print() {
+        assert_eq!(EntityId::ns("shop").to_string(), "ns/shop");
+        assert_eq!(EntityId::container("shop", "web-1", "nginx").to_string(), "container/shop/web-1/nginx");
+        assert_eq!(parse("container/shop/web-1/nginx").unwrap(), EntityId::container("shop", "web-1", "nginx"));
+        assert_eq!(EntityId::container("shop", "web-1", "nginx").namespace(), Some("shop"));
+        assert_eq!(EntityId::ns("shop").kind(), EntityKind::Namespace);
     }
 
     #[test]
