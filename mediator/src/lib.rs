@@ -2,6 +2,8 @@
 
 use clap::Parser;
 
+pub mod egress;
+
 /// Causely mediator: watches the cluster, joins the agents' observations into a service topology, detects cluster symptoms, and sends only topology and symptoms upstream.
 #[derive(Debug, Parser)]
 #[command(name = "causely-mediator", version, about, long_about = None)]
