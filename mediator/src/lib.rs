@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+pub mod egress;
 pub mod index;
 pub mod symptoms;
 pub mod topology;

@@ -1,5 +1,6 @@
 //! The only payload that leaves the cluster: an `EgressBatch` of topology and symptom changes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::edge::Edge;
@@ -13,7 +14,7 @@ use crate::time::UnixMillis;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The topology part of a batch: either the whole graph or the changes since the previous batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum TopologyPayload {
     Snapshot {
@@ -49,12 +50,14 @@ impl TopologyPayload {
 
 /// One unit of egress. `seq` increases by one per batch and per cluster, so the receiver and the
 /// ledger can both detect a gap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressBatch {
+    #[schemars(schema_with = "crate::schema::cluster_id_schema")]
     pub cluster_id: String,
     pub seq: u64,
     pub time: UnixMillis,
+    #[schemars(schema_with = "crate::schema::schema_version_schema")]
     pub schema_version: u32,
     pub topology: TopologyPayload,
     #[serde(default)]

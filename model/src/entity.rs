@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::id::EntityId;
@@ -11,11 +12,12 @@ use crate::id::EntityId;
 /// Labels are the only free-form data an entity carries; they describe the object (app, tier,
 /// version) and are part of what the seed calls "topology". Annotations, env vars, config maps and
 /// secrets never become entity fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Entity {
     pub id: EntityId,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::schema::labels_schema")]
     pub labels: BTreeMap<String, String>,
 }
 

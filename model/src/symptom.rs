@@ -3,13 +3,14 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::id::EntityId;
 use crate::time::UnixMillis;
 
 /// The conditions detectors report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SymptomKind {
     HighCpuUtilization,
@@ -77,7 +78,7 @@ impl fmt::Display for SymptomKind {
 }
 
 /// How urgent a symptom is; ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -98,7 +99,7 @@ impl fmt::Display for Severity {
 }
 
 /// Which way a threshold is crossed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Comparator {
     Above,
@@ -106,10 +107,11 @@ pub enum Comparator {
 }
 
 /// The rule's configured threshold: a statement about the detector, not a measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Threshold {
     /// Name of the signal the rule watches, e.g. `container_cpu_utilization`.
+    #[schemars(schema_with = "crate::schema::signal_schema")]
     pub signal: String,
     pub comparator: Comparator,
     /// The configured bound, e.g. `0.9` for 90 % of the CPU limit.
@@ -138,7 +140,7 @@ impl fmt::Display for SymptomId {
 }
 
 /// One occurrence of a condition on an entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Symptom {
     pub id: SymptomId,
@@ -146,11 +148,15 @@ pub struct Symptom {
     pub entity: EntityId,
     pub severity: Severity,
     /// The detector rule that raised it, e.g. `agent.cpu.utilization`.
+    #[schemars(schema_with = "crate::schema::rule_schema")]
     pub rule: String,
+    // Absent rather than null on the wire, so the schema does not admit null either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Threshold")]
     pub threshold: Option<Threshold>,
     pub started: UnixMillis,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "UnixMillis")]
     pub resolved: Option<UnixMillis>,
 }
 
@@ -161,7 +167,7 @@ impl Symptom {
 }
 
 /// A change to the set of open symptoms, as agents report it and as it leaves the cluster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "change", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SymptomChange {
     Opened { symptom: Symptom },

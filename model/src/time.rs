@@ -1,12 +1,13 @@
 //! Wall-clock instants on the wire: milliseconds since the Unix epoch, UTC.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An instant as milliseconds since 1970-01-01T00:00:00Z.
 ///
 /// Kept as an integer so that the wire form is exact and the model needs no date library;
 /// presentation (RFC 3339, "3m ago") belongs to the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct UnixMillis(pub u64);
 
