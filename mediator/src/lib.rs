@@ -1,36 +1,24 @@
-//! The mediator. So far only its command line; the cluster index, topology join, symptoms, intake and egress live here as they are built.
+//! The mediator: watches the cluster into an index, joins the agents' observations into a service
+//! topology, detects cluster symptoms, and sends only topology and symptoms upstream through a
+//! fail-closed guard, a tamper-evident ledger and a durable queue.
+//!
+//! Pure core: `index`, `topology`, `symptoms`, `core`. I/O adapters: `watch` (kube), `server`
+//! (HTTP intake and read API), `egress` (files and upstream HTTP), `leader` (Lease).
 
-use clap::Parser;
-
+pub mod batcher;
+pub mod config;
+pub mod core;
 pub mod egress;
 pub mod index;
+pub mod intake;
+pub mod leader;
+pub mod metrics;
+pub mod run;
+pub mod server;
+pub mod state;
 pub mod symptoms;
 pub mod topology;
+pub mod watch;
 
-/// Causely mediator: watches the cluster, joins the agents' observations into a service topology, detects cluster symptoms, and sends only topology and symptoms upstream.
-#[derive(Debug, Parser)]
-#[command(name = "causely-mediator", version, about, long_about = None)]
-pub struct Cli {}
-
-/// Runs the component. This build carries only the command-line surface and the shared model;
-/// it refuses to start rather than pretend to mediate.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    anyhow::bail!("this build of causely-mediator cannot mediate yet; it only answers --help and --version")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn running_without_the_component_built_is_an_error_not_a_silent_success() {
-        let err = run(Cli {}).unwrap_err();
-        assert!(err.to_string().contains("cannot"), "{err}");
-    }
-}
+pub use config::Cli;
+pub use run::run;

@@ -44,6 +44,9 @@ pub enum LedgerRecord {
     Rejected { bytes: u64, sha256: String, rule: RejectionRule, path: String, detail: String },
     /// An accepted batch discarded before delivery.
     Dropped { seq: u64, reason: String },
+    /// This replica took over the cluster's stream at `seq`: the seqs since its previous batch
+    /// were sent by another mediator replica (see `holder`, the Lease holder it took over from).
+    Resumed { seq: u64, holder: String },
 }
 
 /// One line of the ledger.
@@ -226,6 +229,12 @@ pub fn verify_lines(lines: &[&[u8]], payload: impl Fn(u64) -> Option<Vec<u8>>, g
                 }
             }
             LedgerRecord::Rejected { .. } => summary.rejected += 1,
+            LedgerRecord::Resumed { seq, .. } => {
+                if *seq < expected_seq {
+                    out.violations.push(Violation::SeqGap { index: position, expected: expected_seq, found: *seq });
+                }
+                expected_seq = (*seq).max(expected_seq);
+            }
             LedgerRecord::Dropped { seq, .. } => {
                 summary.dropped += 1;
                 if !sent.contains(seq) || !dropped.insert(*seq) {

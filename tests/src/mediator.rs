@@ -203,4 +203,3 @@ pub async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Resu
     }
     Ok(())
 }
-

@@ -84,6 +84,8 @@ pub struct StoreStats {
     pub pending_bytes: u64,
     pub next_seq: u64,
     pub needs_snapshot: bool,
+    /// Lines in the ledger.
+    pub ledger_entries: u64,
 }
 
 /// One ledger entry with the exact line it was read from, so a reader can check the chain.
@@ -355,6 +357,17 @@ impl EgressStore {
 
     /// True after batches were dropped: the next batch should be a full snapshot with all open
     /// symptoms.
+    /// Continues the cluster's stream at `seq` after another replica sent the seqs up to it
+    /// (recorded in the ledger as `Resumed`); a `seq` at or below our own next seq changes nothing.
+    /// Returns the next seq.
+    pub fn resume_at(&mut self, seq: u64, holder: &str, now: UnixMillis) -> Result<u64, StoreError> {
+        if seq > self.next_seq {
+            self.append(now, LedgerRecord::Resumed { seq, holder: holder.to_owned() })?;
+            self.next_seq = seq;
+        }
+        Ok(self.next_seq)
+    }
+
     pub fn needs_snapshot(&self) -> bool {
         self.needs_snapshot
     }
@@ -585,6 +598,7 @@ impl EgressStore {
             pending_bytes: self.pending_bytes,
             next_seq: self.next_seq,
             needs_snapshot: self.needs_snapshot,
+            ledger_entries: self.writer.next_index(),
         }
     }
 }
@@ -669,6 +683,7 @@ impl Replay {
                     }
                 }
                 LedgerRecord::Rejected { .. } => replay.rejected += 1,
+                LedgerRecord::Resumed { seq, .. } => replay.last_seq = replay.last_seq.max(seq.saturating_sub(1)),
                 LedgerRecord::Dropped { seq, .. } => {
                     replay.dropped += 1;
                     replay.pending.remove(&seq);

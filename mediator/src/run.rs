@@ -1,0 +1,168 @@
+//! Wires the mediator together: configuration, the kube client, the egress store, the HTTP server,
+//! the watches, leader election, batching and delivery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::{Cli, ServiceAccountRef, UpstreamTarget, validate_cluster_id};
+use crate::core::Core;
+use crate::egress::deliver::{self, Backoff, DeliveryStatus, Upstream};
+use crate::egress::store::{EgressStore, StoreLimits};
+use crate::intake::auth::{IssuerSource, TokenVerifier};
+use crate::leader::{LeaseKeeper, LeaseTiming};
+use crate::state::{Limits, Shared};
+use crate::symptoms::ClusterRules;
+use crate::{batcher, server, watch};
+
+/// How often symptoms are re-evaluated and the topology rebuilt for the change stream.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Validates the configuration, then runs until SIGTERM or Ctrl-C.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    validate_cluster_id(&cli.cluster_id).map_err(anyhow::Error::msg)?;
+    let account = ServiceAccountRef::parse(&cli.agent_service_account, &cli.namespace).map_err(anyhow::Error::msg)?;
+    let upstream = UpstreamTarget::parse(&cli.upstream_url).map_err(anyhow::Error::msg)?;
+    let rules = load_rules(cli.rules.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(serve(cli, account, upstream, rules))
+}
+
+/// The cluster symptom rules: the defaults, with what the file (JSON) changes.
+fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<ClusterRules> {
+    let Some(path) = path else { return Ok(ClusterRules::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading rules {}", path.display()))?;
+    let rules: ClusterRules = serde_json::from_str(&text).with_context(|| format!("rules {}", path.display()))?;
+    rules.validate().with_context(|| format!("rules {}", path.display()))?;
+    Ok(rules)
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn kube_client(cli: &Cli) -> anyhow::Result<kube::Client> {
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::incluster().context("no --kubeconfig and not running in a cluster")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn identity(cli: &Cli) -> String {
+    cli.identity.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "causely-mediator".to_owned())
+    })
+}
+
+async fn serve(
+    cli: Cli,
+    account: ServiceAccountRef,
+    upstream: UpstreamTarget,
+    rules: ClusterRules,
+) -> anyhow::Result<()> {
+    init_logs();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let client = kube_client(&cli).await?;
+    let limits = StoreLimits { max_pending_bytes: cli.max_pending_bytes, retention: cli.payload_retention };
+    let guard = causely_model::guard::EgressGuard::new();
+    let store = EgressStore::open(&cli.state_dir, limits, &guard)
+        .with_context(|| format!("opening the egress state in {}", cli.state_dir.display()))?;
+    let verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, account);
+    let upstream_name = match &upstream {
+        UpstreamTarget::None => "none".to_owned(),
+        UpstreamTarget::Url(url) => url.to_string(),
+    };
+    let shared = Shared::new(
+        Core::new(rules, cli.call_ttl),
+        store,
+        guard,
+        verifier,
+        Limits { max_report_bytes: cli.max_report_bytes },
+        cli.cluster_id.clone(),
+        upstream_name,
+    );
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("listening on {}", cli.listen))?;
+
+    watch::spawn_all(&client, &shared);
+    let leases = kube::Api::namespaced(client.clone(), &cli.namespace);
+    let keeper =
+        Arc::new(Mutex::new(LeaseKeeper::new(leases, &cli.lease_name, &identity(&cli), LeaseTiming::default())));
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(batcher::campaign(shared.clone(), keeper.clone()));
+    tokio::spawn(batcher::tick(shared.clone(), TICK));
+    tokio::spawn(batcher::run(shared.clone(), keeper, wake.clone(), cli.batch_interval));
+    if let UpstreamTarget::Url(url) = upstream {
+        let target = Upstream {
+            url,
+            cluster_id: cli.cluster_id.clone(),
+            ca_file: cli.upstream_ca.clone(),
+            token_file: cli.upstream_token_file.clone(),
+            timeout: cli.upstream_timeout,
+            backoff: Backoff::default(),
+        };
+        // Fail at start, with one line, on an unreadable CA rather than retrying forever.
+        deliver::client(&target).context("--upstream-ca")?;
+        let (status, updates) = tokio::sync::watch::channel(DeliveryStatus::default());
+        tokio::spawn(follow_delivery(shared.clone(), updates));
+        let store = shared.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = deliver::run(store, target, wake, status).await {
+                tracing::error!(error = %err, "delivery stopped");
+            }
+        });
+    }
+    tokio::select! {
+        served = server::serve(listener, shared) => served.context("serving"),
+        () = shutdown() => Ok(()),
+    }
+}
+
+/// Mirrors delivery progress into the status the API serves and the metrics.
+async fn follow_delivery(shared: Arc<Shared>, mut updates: tokio::sync::watch::Receiver<DeliveryStatus>) {
+    let mut seen = DeliveryStatus::default();
+    while updates.changed().await.is_ok() {
+        let now = updates.borrow_and_update().clone();
+        let attempts = &shared.metrics.upstream_attempts;
+        let acked = now.delivered.saturating_sub(seen.delivered);
+        let failed = now.failed_attempts.saturating_sub(seen.failed_attempts);
+        attempts.get_or_create(&crate::metrics::ResultLabel { result: "acknowledged" }).inc_by(acked);
+        attempts.get_or_create(&crate::metrics::ResultLabel { result: "failed" }).inc_by(failed);
+        shared.set_delivery(|d| {
+            d.last_error = now.last_error.clone();
+            if acked > 0 {
+                d.last_delivery = Some(crate::state::now());
+                d.last_error = None;
+            }
+        });
+        seen = now;
+    }
+}
+
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+}
