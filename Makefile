@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -25,6 +25,7 @@ manifests:
 # Benchmarks (figures in docs/benchmarks.md); never part of the tests.
 bench:
 	cargo bench -p kubectl-causely --bench render
+	cargo bench -p causely-mediator --bench index
 
 # Install, upgrade and uninstall times on the local cluster.
 bench-lifecycle: deps
@@ -33,6 +34,10 @@ bench-lifecycle: deps
 # audit-permissions with 10,000 unrelated RBAC objects in the local cluster.
 bench-audit: deps
 	scripts/bench-audit
+
+# The mediator against the local cluster: memory per pod through the real API server, egress bytes.
+bench-mediator: deps
+	scripts/bench-mediator
 
 cluster-up: deps
 	tests/cluster/up

@@ -107,7 +107,7 @@ async fn serve(
     let wake = Arc::new(Notify::new());
     tokio::spawn(batcher::campaign(shared.clone(), keeper.clone()));
     tokio::spawn(batcher::tick(shared.clone(), TICK));
-    tokio::spawn(batcher::run(shared.clone(), keeper, wake.clone(), cli.batch_interval));
+    tokio::spawn(batcher::run(shared.clone(), keeper.clone(), wake.clone(), cli.batch_interval));
     if let UpstreamTarget::Url(url) = upstream {
         let target = Upstream {
             url,
@@ -128,10 +128,15 @@ async fn serve(
             }
         });
     }
-    tokio::select! {
-        served = server::serve(listener, shared) => served.context("serving"),
+    let served = tokio::select! {
+        served = server::serve(listener, shared.clone()) => served.context("serving"),
         () = shutdown() => Ok(()),
+    };
+    shared.leader.store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Err(err) = keeper.lock().await.release().await {
+        tracing::warn!(error = %err, "could not release the lease; a standby takes over when it expires");
     }
+    served
 }
 
 /// Mirrors delivery progress into the status the API serves and the metrics.

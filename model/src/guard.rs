@@ -389,7 +389,7 @@ mod tests {
     use crate::egress::{SCHEMA_VERSION, TopologyPayload};
     use crate::entity::Entity;
     use crate::id::{EntityId, WorkloadKind};
-    use crate::symptom::{Comparator, Severity, Symptom, SymptomChange, SymptomId, SymptomKind, Threshold};
+    use crate::symptom::{Severity, Symptom, SymptomChange, SymptomId, SymptomKind};
     use crate::time::UnixMillis;
     use serde_json::json;
 
@@ -398,22 +398,7 @@ mod tests {
     }
 
     fn cpu_symptom() -> Symptom {
-        let entity: EntityId = "container/shop/web-7d4b9c8f5-x2x9k/nginx".parse().unwrap();
-        Symptom {
-            id: SymptomId::of("agent.cpu.utilization", &entity, UnixMillis(1_700_000_000_000)),
-            kind: SymptomKind::HighCpuUtilization,
-            entity,
-            severity: Severity::High,
-            rule: "agent.cpu.utilization".into(),
-            threshold: Some(Threshold {
-                signal: "container_cpu_utilization".into(),
-                comparator: Comparator::Above,
-                bound: 0.9,
-                window_seconds: 60,
-            }),
-            started: UnixMillis(1_700_000_000_000),
-            resolved: None,
-        }
+        crate::symptom::tests::cpu_symptom_at("container/shop/web-7d4b9c8f5-x2x9k/nginx", 1_700_000_000_000)
     }
 
     /// A snapshot shaped like a real namespace: workloads, pods, containers, services, labels.

@@ -184,13 +184,14 @@ impl SymptomChange {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cpu_symptom() -> Symptom {
-        let entity: EntityId = "container/shop/web-1/nginx".parse().unwrap();
+    /// A container CPU symptom at `started`; shared with the other modules' tests.
+    pub(crate) fn cpu_symptom_at(entity: &str, started: u64) -> Symptom {
+        let entity: EntityId = entity.parse().unwrap();
         Symptom {
-            id: SymptomId::of("agent.cpu.utilization", &entity, UnixMillis(1_000)),
+            id: SymptomId::of("agent.cpu.utilization", &entity, UnixMillis(started)),
             kind: SymptomKind::HighCpuUtilization,
             entity,
             severity: Severity::High,
@@ -201,9 +202,13 @@ mod tests {
                 bound: 0.9,
                 window_seconds: 60,
             }),
-            started: UnixMillis(1_000),
+            started: UnixMillis(started),
             resolved: None,
         }
+    }
+
+    fn cpu_symptom() -> Symptom {
+        cpu_symptom_at("container/shop/web-1/nginx", 1_000)
     }
 
     #[test]

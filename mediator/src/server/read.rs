@@ -99,11 +99,14 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready once every watched kind has been listed: before that the topology is incomplete.
+/// Ready when this replica leads and every watched kind has been listed. A standby is not ready
+/// on purpose: the Service then sends agents and the CLI only to the replica that sends upstream.
 pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    if shared.synced() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
+    if !shared.synced() {
         (StatusCode::SERVICE_UNAVAILABLE, "cluster index not yet listed").into_response()
+    } else if !shared.is_leader() {
+        (StatusCode::SERVICE_UNAVAILABLE, "standby: another replica holds the lease").into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
     }
 }
