@@ -71,6 +71,12 @@ pub async fn batch_once(shared: &Shared, keeper: &Mutex<LeaseKeeper>, wake: &Not
     let accepted = shared.store().accept(&prepared.batch, &shared.guard, now());
     match accepted {
         Ok(accepted) => {
+            if shared.upstream == crate::config::NO_UPSTREAM {
+                // Nothing leaves: the batch is settled once it is ledgered and kept.
+                if let Err(err) = shared.store().mark_delivered(accepted.seq) {
+                    tracing::error!(seq, error = %err, "could not settle a local-only batch");
+                }
+            }
             shared.core().batch_accepted(prepared.topology);
             shared.metrics.egress_batches.inc();
             shared.metrics.egress_bytes.inc_by(accepted.bytes);

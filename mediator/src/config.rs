@@ -106,6 +106,9 @@ impl ServiceAccountRef {
     }
 }
 
+/// The `--upstream-url` that keeps everything in the cluster.
+pub const NO_UPSTREAM: &str = "none";
+
 /// Where batches go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamTarget {
@@ -116,7 +119,7 @@ pub enum UpstreamTarget {
 
 impl UpstreamTarget {
     pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "none" {
+        if text == NO_UPSTREAM {
             return Ok(UpstreamTarget::None);
         }
         let url = reqwest::Url::parse(text).map_err(|e| format!("--upstream-url {text:?}: {e}"))?;

@@ -3,6 +3,7 @@
 //! takes the time as an argument, so the whole flow is tested without a cluster or a clock.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use causely_model::api::{StreamEvent, SymptomsView, TopologyView};
@@ -36,7 +37,7 @@ pub struct IngestSummary {
 #[derive(Debug)]
 pub struct PreparedBatch {
     pub batch: EgressBatch,
-    pub topology: Topology,
+    pub topology: Arc<Topology>,
 }
 
 #[derive(Debug)]
@@ -46,10 +47,11 @@ pub struct Core {
     pub book: SymptomBook,
     rules: ClusterRules,
     call_ttl: Duration,
-    /// The topology as the change stream last described it.
-    published: Topology,
+    /// The topology as the change stream last described it. Shared with `sent` while no change
+    /// happened in between, so a large topology is held once, not twice.
+    published: Arc<Topology>,
     /// The topology as of the last accepted batch; `None` makes the next batch a full snapshot.
-    sent: Option<Topology>,
+    sent: Option<Arc<Topology>>,
     /// Symptom changes not yet carried by an accepted batch.
     unsent: Vec<SymptomChange>,
     pub agents: BTreeMap<String, AgentSeen>,
@@ -63,7 +65,7 @@ impl Core {
             book: SymptomBook::default(),
             rules,
             call_ttl,
-            published: Topology::default(),
+            published: Arc::new(Topology::default()),
             sent: None,
             unsent: Vec::new(),
             agents: BTreeMap::new(),
@@ -126,10 +128,11 @@ impl Core {
         self.calls.expire(now, ttl);
         let topology = Topology::build(&self.index, &self.calls);
         let delta = topology.delta_since(&self.published);
+        // An unchanged topology keeps the old allocation, which the last batch may share.
         if !delta.is_empty() {
             events.push(StreamEvent::Topology { delta });
+            self.published = Arc::new(topology);
         }
-        self.published = topology;
         events
     }
 
@@ -143,7 +146,7 @@ impl Core {
         now: UnixMillis,
         snapshot: bool,
     ) -> Option<PreparedBatch> {
-        let topology = self.published.clone();
+        let topology = Arc::clone(&self.published);
         let (payload, symptoms) = match (&self.sent, snapshot) {
             (Some(sent), false) => {
                 let delta = topology.delta_since(sent);
@@ -169,7 +172,7 @@ impl Core {
     }
 
     /// The batch was accepted: the receiver will reach `topology`.
-    pub fn batch_accepted(&mut self, topology: Topology) {
+    pub fn batch_accepted(&mut self, topology: Arc<Topology>) {
         self.sent = Some(topology);
     }
 
@@ -201,4 +204,103 @@ impl Core {
 /// Whether a payload is a snapshot (used for logs and metrics).
 pub fn is_snapshot(payload: &TopologyPayload) -> bool {
     matches!(payload, TopologyPayload::Snapshot { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use causely_model::{EntityId, SymptomKind};
+
+    use super::*;
+    use crate::index::fixtures::{node, pod};
+
+    fn core_with_a_pod() -> Core {
+        let mut core = Core::new(ClusterRules { resolve_after_seconds: 0, ..ClusterRules::default() }, Duration::ZERO);
+        core.apply(&node("n1").build());
+        core.apply(&pod("shop", "web-1").on_node("n1").container("app").build());
+        core
+    }
+
+    fn symptoms_in(batch: &EgressBatch) -> Vec<(SymptomKind, String)> {
+        batch
+            .symptoms
+            .iter()
+            .map(|c| match c {
+                SymptomChange::Opened { symptom } => (symptom.kind, format!("opened {}", symptom.entity)),
+                SymptomChange::Resolved { id, .. } => (SymptomKind::CrashLoop, format!("resolved {id}")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_batch_is_a_snapshot_and_later_ones_carry_only_changes() {
+        let mut core = core_with_a_pod();
+        let events = core.tick(UnixMillis(1_000), true);
+        assert!(events.iter().any(|e| matches!(e, StreamEvent::Topology { .. })), "{events:?}");
+        let first = core.prepare_batch("c", 1, UnixMillis(1_000), false).expect("a first batch");
+        assert!(is_snapshot(&first.batch.topology));
+        assert!(!first.batch.topology.is_empty());
+        core.batch_accepted(first.topology);
+
+        core.tick(UnixMillis(2_000), true);
+        assert!(core.prepare_batch("c", 2, UnixMillis(2_000), false).is_none(), "nothing changed, nothing to send");
+
+        core.apply(&pod("shop", "web-2").on_node("n1").container("app").build());
+        core.tick(UnixMillis(3_000), true);
+        let second = core.prepare_batch("c", 2, UnixMillis(3_000), false).expect("a delta");
+        let TopologyPayload::Delta { added_entities, removed_entities, .. } = &second.batch.topology else {
+            panic!("expected a delta, got {:?}", second.batch.topology);
+        };
+        assert!(added_entities.iter().any(|e| e.id == EntityId::pod("shop", "web-2")), "{added_entities:?}");
+        assert!(removed_entities.is_empty());
+    }
+
+    #[test]
+    fn symptom_changes_ride_in_exactly_one_batch() {
+        let mut core = core_with_a_pod();
+        core.tick(UnixMillis(1_000), true);
+        let first = core.prepare_batch("c", 1, UnixMillis(1_000), false).expect("snapshot");
+        core.batch_accepted(first.topology);
+
+        core.apply(&pod("shop", "web-1").on_node("n1").container("app").waiting("app", "CrashLoopBackOff").build());
+        let events = core.tick(UnixMillis(2_000), true);
+        assert!(events.iter().any(|e| matches!(e, StreamEvent::Symptom { .. })), "{events:?}");
+        let batch = core.prepare_batch("c", 2, UnixMillis(2_000), false).expect("the crash loop");
+        assert_eq!(symptoms_in(&batch.batch), [(SymptomKind::CrashLoop, "opened container/shop/web-1/app".into())]);
+        core.batch_accepted(batch.topology);
+        assert!(core.prepare_batch("c", 3, UnixMillis(2_000), false).is_none(), "sent once");
+    }
+
+    #[test]
+    fn after_a_refused_batch_the_next_is_a_snapshot_with_every_open_symptom() {
+        let mut core = core_with_a_pod();
+        core.apply(&pod("shop", "web-1").on_node("n1").container("app").waiting("app", "CrashLoopBackOff").build());
+        core.tick(UnixMillis(1_000), true);
+        let first = core.prepare_batch("c", 1, UnixMillis(1_000), false).expect("snapshot");
+        core.batch_accepted(first.topology);
+        core.batch_failed();
+        let again = core.prepare_batch("c", 2, UnixMillis(2_000), false).expect("a snapshot again");
+        assert!(is_snapshot(&again.batch.topology));
+        assert_eq!(symptoms_in(&again.batch).len(), 1, "the open crash loop is restated");
+        let forced = core.prepare_batch("c", 3, UnixMillis(3_000), true).expect("a forced snapshot");
+        assert!(is_snapshot(&forced.batch.topology));
+    }
+
+    #[test]
+    fn agent_reports_are_recorded_and_their_symptoms_published() {
+        let mut core = core_with_a_pod();
+        let report: AgentReport = serde_json::from_value(serde_json::json!({
+            "node": "n1", "agentVersion": "0.1.0", "seq": 4, "time": 10,
+            "symptoms": [{"change": "opened", "symptom": {"id": "agent.cpu:container/shop/web-1/app:5",
+                "kind": "high-cpu-utilization", "entity": "container/shop/web-1/app", "severity": "high",
+                "rule": "agent.cpu", "started": 5}}]
+        }))
+        .unwrap();
+        let (summary, events) = core.ingest(&report, UnixMillis(20));
+        assert_eq!(summary.symptom_changes, 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(core.agents["n1"].seq, 4);
+        let (again, events) = core.ingest(&report, UnixMillis(30));
+        assert_eq!((again.symptom_changes, events.len()), (0, 0), "a replayed report changes nothing");
+        assert_eq!(core.symptoms_view().open.len(), 1);
+    }
 }

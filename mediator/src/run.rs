@@ -85,7 +85,7 @@ async fn serve(
         .with_context(|| format!("opening the egress state in {}", cli.state_dir.display()))?;
     let verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, account);
     let upstream_name = match &upstream {
-        UpstreamTarget::None => "none".to_owned(),
+        UpstreamTarget::None => crate::config::NO_UPSTREAM.to_owned(),
         UpstreamTarget::Url(url) => url.to_string(),
     };
     let shared = Shared::new(

@@ -31,9 +31,12 @@ async fn wait_for(mediator: &Mediator, what: &str, check: impl Fn(&Value) -> boo
     .await
 }
 
+/// A Ready condition with a fresh heartbeat, as a kubelet posts it (an old heartbeat would make the
+/// node lifecycle controller mark the node Unknown on its own).
 fn node_ready(status: &str) -> Value {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
     json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": "Test",
-        "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+        "lastHeartbeatTime": now, "lastTransitionTime": now}]}})
 }
 
 fn container_state(state: Value) -> Value {
@@ -79,10 +82,35 @@ async fn a_crash_loop_and_a_not_ready_node_each_open_once_and_resolve_once() -> 
     assert_eq!(occurrences(&calm, "open", "crash-loop", &container), 0, "{calm}");
     assert_eq!(occurrences(&calm, "open", "node-not-ready", &node), 0, "{calm}");
 
+    // The change stream announces it as it opens.
+    let http = causely_tests::mediator::reqwest_client()?;
+    let mut stream = http.get(format!("{}/v1/stream", mediator.url)).timeout(Duration::from_secs(60)).send().await?;
+    assert_eq!(
+        stream.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/event-stream"),
+        "the change stream is server-sent events"
+    );
+
     // Crash loop: back-off, briefly running, back-off again: one symptom, then resolved once.
     let back_off = container_state(json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}));
     pods.patch_status("crasher", &status, &Patch::Merge(back_off.clone())).await?;
     wait_for(&mediator, "the crash loop opens", |s| occurrences(s, "open", "crash-loop", &container) == 1).await?;
+    let mut seen = String::new();
+    let announced = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = stream.chunk().await? {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            let opened = seen.split("\n\n").any(|event| {
+                event.contains("event: symptom") && event.contains("\"opened\"") && event.contains(&container)
+            });
+            if opened {
+                return anyhow::Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    assert!(matches!(announced, Ok(Ok(true))), "no symptom event for {container} in the stream: {seen}");
+    drop(stream);
     pods.patch_status("crasher", &status, &Patch::Merge(container_state(json!({"running": {}})))).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     pods.patch_status("crasher", &status, &Patch::Merge(back_off)).await?;

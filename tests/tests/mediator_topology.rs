@@ -157,5 +157,20 @@ async fn workloads_services_and_pods_form_the_topology_and_agent_observations_ad
         async move { Ok((!has_entity(&mediator.get_json("/v1/topology").await?, &id)).then_some(())) }
     })
     .await?;
+
+    // With `--upstream-url none` batches are built, guarded and ledgered, then settled locally:
+    // nothing queues up for an upstream that does not exist.
+    let egress = poll::until("batches are settled locally", Duration::from_secs(20), || {
+        let mediator = &mediator;
+        async move {
+            let e = mediator.get_json("/v1/egress").await?;
+            let settled = e["batchesAccepted"].as_u64().unwrap_or(0) >= 2
+                && e["pendingBatches"] == 0
+                && e["deliveredSeq"].as_u64().map(|d| d + 1) == e["nextSeq"].as_u64();
+            Ok(settled.then_some(e))
+        }
+    })
+    .await?;
+    assert_eq!(egress["upstream"], "none", "{egress}");
     Ok(())
 }
