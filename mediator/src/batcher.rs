@@ -8,7 +8,7 @@ use causely_model::api::StreamEvent;
 use tokio::sync::{Mutex, Notify};
 
 use crate::egress::store::AcceptError;
-use crate::leader::{LeaseKeeper, Role};
+use crate::leader::{LeaseKeeper, Role, resume_seq};
 use crate::metrics::RuleLabel;
 use crate::state::{Shared, now};
 
@@ -20,10 +20,11 @@ pub async fn campaign(shared: Arc<Shared>, keeper: Arc<Mutex<LeaseKeeper>>) {
         match role {
             Ok(Role::Leader { next_seq, continued, previous }) => {
                 if !shared.is_leader() {
-                    let resumed = if continued {
-                        Ok(shared.store().next_seq())
-                    } else {
-                        shared.store().resume_at(next_seq, previous.as_deref().unwrap_or("(unknown)"), now())
+                    let resumed = {
+                        let mut store = shared.store();
+                        let stats = store.stats();
+                        let seq = resume_seq(next_seq, stats.next_seq, continued, stats.ledger_entries > 0);
+                        store.resume_at(seq, previous.as_deref().unwrap_or("(unknown)"), now())
                     };
                     match resumed {
                         Ok(seq) => tracing::info!(next_seq = seq, "leading: this replica sends"),

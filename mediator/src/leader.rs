@@ -95,6 +95,18 @@ pub fn next_seq_of(lease: &Lease) -> u64 {
         .unwrap_or(1)
 }
 
+/// Where a replica that just became leader continues the cluster's sequence, from the Lease's next
+/// seq and its own store's. A replica that already held the Lease and has a ledger reuses a seq it
+/// reserved but never accepted (no gap); anything else continues at the later of the two, so a
+/// replica whose state directory was lost never reuses a seq the cluster already sent.
+pub fn resume_seq(lease_next: u64, store_next: u64, continued: bool, store_has_history: bool) -> u64 {
+    if continued && store_has_history && lease_next <= store_next.saturating_add(1) {
+        store_next
+    } else {
+        lease_next.max(store_next)
+    }
+}
+
 impl LeaseKeeper {
     pub fn new(api: Api<Lease>, name: &str, identity: &str, timing: LeaseTiming) -> Self {
         LeaseKeeper { api, name: name.into(), identity: identity.into(), timing, last: None }
@@ -221,6 +233,19 @@ mod tests {
         assert_eq!(held_by_other(&spec("b", 60), "a", Timestamp::now()), None);
         assert_eq!(held_by_other(&spec("a", 1), "a", Timestamp::now()), None);
         assert_eq!(held_by_other(&LeaseSpec::default(), "a", Timestamp::now()), None);
+    }
+
+    #[test]
+    fn a_restarted_holder_reuses_the_seq_it_reserved_but_never_accepted() {
+        assert_eq!(resume_seq(8, 7, true, true), 7);
+        assert_eq!(resume_seq(7, 7, true, true), 7);
+    }
+
+    #[test]
+    fn a_takeover_or_a_lost_state_directory_continues_after_the_lease() {
+        assert_eq!(resume_seq(8, 3, false, true), 8, "another replica sent up to 7");
+        assert_eq!(resume_seq(42, 1, true, false), 42, "our state directory is new; the cluster sent 41");
+        assert_eq!(resume_seq(1, 5, false, true), 5, "a recreated Lease never moves us backwards");
     }
 
     #[test]

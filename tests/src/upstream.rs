@@ -2,7 +2,8 @@
 //! to misbehave: refuse connections, answer slowly, or answer 500.
 //!
 //! It stands in for the causal-analysis backend, which does not run here; it speaks the delivery
-//! protocol (`POST`, exact batch bytes as the body, `x-causely-seq`) and acknowledges with 2xx.
+//! protocol (`POST`, exact batch bytes as the body, `x-causely-seq`) and acknowledges with 2xx,
+//! over plain HTTP or over TLS with a certificate from a throwaway CA.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -49,27 +51,78 @@ pub struct Upstream {
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
     server: Option<JoinHandle<()>>,
+    tls: Option<RustlsConfig>,
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, in PEM.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    pub fn new() -> anyhow::Result<TestPki> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "causely test upstream CA");
+        let ca = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+        params.distinguished_name.push(DnType::CommonName, "upstream.test");
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(TestPki { ca_pem: ca.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
 }
 
 impl Upstream {
     pub async fn start() -> anyhow::Result<Upstream> {
+        Upstream::start_with(None).await
+    }
+
+    /// An HTTPS upstream serving `pki`'s server certificate.
+    pub async fn start_tls(pki: &TestPki) -> anyhow::Result<Upstream> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = RustlsConfig::from_pem(pki.cert_pem.clone().into_bytes(), pki.key_pem.clone().into_bytes())
+            .await
+            .context("loading the upstream's certificate")?;
+        Upstream::start_with(Some(config)).await
+    }
+
+    async fn start_with(tls: Option<RustlsConfig>) -> anyhow::Result<Upstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the upstream")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Mutex::new(Shared { received: Vec::new(), mode: Some(Mode::Up) }));
-        let mut upstream = Upstream { addr, shared, server: None };
+        let mut upstream = Upstream { addr, shared, server: None, tls };
         upstream.serve(listener);
         Ok(upstream)
     }
 
-    /// `http://127.0.0.1:PORT/v1/batches`.
+    /// `http(s)://127.0.0.1:PORT/v1/batches`.
     pub fn url(&self) -> String {
-        format!("http://{}/v1/batches", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/v1/batches", self.addr)
     }
 
     fn serve(&mut self, listener: TcpListener) {
         let app = Router::new().route("/v1/batches", post(receive)).with_state(self.shared.clone());
+        let tls = self.tls.clone();
         self.server = Some(tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            match tls {
+                None => {
+                    let _ = axum::serve(listener, app).await;
+                }
+                Some(config) => {
+                    let Ok(listener) = listener.into_std() else { return };
+                    if let Ok(server) = axum_server::tls_rustls::from_tcp_rustls(listener, config) {
+                        let _ = server.serve(app.into_make_service()).await;
+                    }
+                }
+            }
         }));
     }
 

@@ -124,5 +124,18 @@ async fn nothing_is_lost_or_duplicated_across_twenty_sigkills_and_a_flaky_upstre
     let verification = causely_model::ledger::verify(&ledger, |seq| payloads.get(&seq).cloned(), &guard);
     assert!(verification.violations.is_empty(), "{:?}", verification.violations);
     assert_eq!(verification.summary.sent, next_seq - 1);
+
+    // A replica whose state directory is lost continues the cluster's sequence from the Lease: it
+    // never sends different bytes under a seq the upstream already has.
+    mediator.kill();
+    std::fs::remove_dir_all(&mediator.state_dir)?;
+    mediator.restart().await?;
+    let resumed = poll::until("the new state continues the sequence", Duration::from_secs(30), || {
+        let upstream = &upstream;
+        async move { Ok(upstream.received().into_iter().map(|r| r.seq).filter(|s| *s >= next_seq).min()) }
+    })
+    .await?;
+    assert_eq!(resumed, next_seq, "no gap and no reuse");
+    deduplicated(&upstream.received())?;
     Ok(())
 }
