@@ -192,6 +192,19 @@ pub async fn agent_token(
     response.status.map(|s| s.token).context("the API server returned no token")
 }
 
+/// Deletes the mediators' Lease in `namespace`, so a test's mediators start a new stream at seq 1
+/// instead of continuing the one an earlier run left in the Lease.
+pub async fn forget_stream(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, DeleteParams};
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    match leases.delete("causely-mediator", &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Ensures a namespace exists.
 pub async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     use k8s_openapi::api::core::v1::Namespace;

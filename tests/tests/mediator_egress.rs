@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use causely_tests::cluster::Cluster;
-use causely_tests::mediator::{Mediator, MediatorOptions, agent_token, ensure_namespace, reqwest_client};
+use causely_tests::mediator::{
+    Mediator, MediatorOptions, agent_token, ensure_namespace, forget_stream, reqwest_client,
+};
 use causely_tests::poll;
 use causely_tests::upstream::{Mode, Upstream, deduplicated};
 use serde_json::json;
@@ -45,6 +47,7 @@ async fn nothing_is_lost_or_duplicated_across_twenty_sigkills_and_a_flaky_upstre
     let cluster = Cluster::get()?;
     let client = cluster.client().await?;
     ensure_namespace(&client, NS).await?;
+    forget_stream(&client, NS).await?;
     let mut upstream = Upstream::start().await?;
     let state = tempfile::tempdir()?;
     let mut options = MediatorOptions::new(NS);
@@ -120,6 +123,10 @@ async fn nothing_is_lost_or_duplicated_across_twenty_sigkills_and_a_flaky_upstre
         assert_eq!(kept.as_ref(), batch.body.as_slice(), "seq {} differs from what was ledgered", batch.seq);
         payloads.insert(batch.seq, kept.to_vec());
     }
+    let range = http.get(format!("{}/v1/payloads?from=1&limit=10000", mediator.url)).send().await?.bytes().await?;
+    let lines: Vec<&[u8]> = range.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let kept: Vec<&[u8]> = payloads.values().map(Vec::as_slice).collect();
+    assert_eq!(lines, kept, "the range endpoint returns the same exact bytes, in seq order");
     let guard = causely_model::guard::EgressGuard::new();
     let verification = causely_model::ledger::verify(&ledger, |seq| payloads.get(&seq).cloned(), &guard);
     assert!(verification.violations.is_empty(), "{:?}", verification.violations);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use causely_model::guard::EgressGuard;
 use causely_model::ledger::{LedgerEntry, LedgerRecord, split_lines, verify};
 use causely_tests::cluster::Cluster;
-use causely_tests::mediator::{Mediator, MediatorOptions, agent_token, ensure_namespace, reqwest_client};
+use causely_tests::mediator::{
+    Mediator, MediatorOptions, agent_token, ensure_namespace, forget_stream, reqwest_client,
+};
 use causely_tests::poll;
 use causely_tests::upstream::{Upstream, deduplicated};
 use serde_json::json;
@@ -61,6 +63,7 @@ async fn a_standby_takes_over_without_losing_or_duplicating_a_seq() -> anyhow::R
     let cluster = Cluster::get()?;
     let client = cluster.client().await?;
     ensure_namespace(&client, NS).await?;
+    forget_stream(&client, NS).await?;
     let upstream = Upstream::start().await?;
     let token = agent_token(&client, NS, "causely-agent", "causely-mediator", None).await?;
     let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);

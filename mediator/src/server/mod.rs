@@ -20,6 +20,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/egress", get(read::egress))
         .route("/v1/index", get(read::index))
         .route("/v1/ledger", get(read::ledger))
+        .route("/v1/payloads", get(read::payloads))
         .route("/v1/payloads/{seq}", get(read::payload))
         .route("/v1/stream", get(stream::stream))
         .route("/metrics", get(read::metrics))

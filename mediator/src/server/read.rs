@@ -54,6 +54,38 @@ pub async fn ledger(State(shared): State<Arc<Shared>>, Query(query): Query<Ledge
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadQuery {
+    from: u64,
+    #[serde(default = "default_payload_limit")]
+    limit: u64,
+}
+
+fn default_payload_limit() -> u64 {
+    100
+}
+
+/// The kept payloads of seqs `from` to `from + limit - 1` as JSON Lines, each line the exact bytes
+/// accepted (a payload is compact JSON, so it holds no newline; its `seq` field says which it is).
+/// Seqs no longer kept are left out.
+pub async fn payloads(State(shared): State<Arc<Shared>>, Query(query): Query<PayloadQuery>) -> Response {
+    let limit = query.limit.clamp(1, 10_000);
+    let mut body = Vec::new();
+    let store = shared.store();
+    for seq in query.from..query.from.saturating_add(limit).min(store.next_seq()) {
+        match store.payload(seq) {
+            Ok(Some(bytes)) => {
+                body.extend_from_slice(&bytes);
+                body.push(b'\n');
+            }
+            Ok(None) => {}
+            Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/jsonl")], body).into_response()
+}
+
 /// The exact bytes accepted under `seq`, while they are kept.
 pub async fn payload(State(shared): State<Arc<Shared>>, Path(seq): Path<u64>) -> Response {
     match shared.store().payload(seq) {
