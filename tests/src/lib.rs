@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod mediator;
 pub mod plugin;
+pub mod pod_body;
 pub mod poll;
 pub mod upstream;
 pub mod workspace;
