@@ -59,7 +59,9 @@ fn the_least_privilege_agent_is_unprivileged_with_two_capabilities_and_read_only
     let host_paths: Vec<String> =
         spec.volumes.unwrap().iter().filter_map(|v| v.host_path.as_ref().map(|h| h.path.clone())).collect();
     assert_eq!(host_paths, ["/sys/kernel/btf", "/sys/fs/cgroup", "/proc"]);
-    assert!(spec.containers[0].volume_mounts.as_ref().unwrap().iter().all(|m| m.read_only == Some(true)));
+    let mounts = spec.containers[0].volume_mounts.as_ref().unwrap();
+    let writable: Vec<&str> = mounts.iter().filter(|m| m.read_only != Some(true)).map(|m| m.name.as_str()).collect();
+    assert_eq!(writable, ["spool"], "only the bounded emptyDir spool is writable");
     assert!(spec.host_pid.is_none() && spec.host_network.is_none() && spec.host_ipc.is_none());
     let tolerations = spec.tolerations.unwrap();
     assert_eq!(tolerations.len(), 1);

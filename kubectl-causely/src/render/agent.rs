@@ -2,9 +2,11 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HostPathVolumeSource, PodSpec, ProjectedVolumeSource, ServiceAccountTokenProjection,
-    Toleration, Volume, VolumeMount, VolumeProjection,
+    Container, ContainerPort, EmptyDirVolumeSource, HostPathVolumeSource, PodSpec, ProjectedVolumeSource,
+    ServiceAccountTokenProjection, Toleration, Volume, VolumeMount, VolumeProjection,
 };
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::settings::{AgentMode, Settings};
 use super::{meta, pod, ports};
@@ -72,10 +74,28 @@ fn mediator_token() -> (Volume, VolumeMount) {
     (volume, mount)
 }
 
+/// Where the agent spools raw samples while VictoriaMetrics is unreachable.
+const SPOOL_DIR: &str = "/var/lib/causely-agent";
+
+/// A bounded scratch volume for the spool: it survives container restarts, and its size limit
+/// backs the agent's own bound on buffered samples.
+fn spool() -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: "spool".to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity("256Mi".to_owned())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount { name: "spool".to_owned(), mount_path: SPOOL_DIR.to_owned(), ..VolumeMount::default() };
+    (volume, mount)
+}
+
 pub fn daemon_set(settings: &Settings) -> DaemonSet {
     let component = Component::Agent;
     let (volumes, mounts): (Vec<Volume>, Vec<VolumeMount>) =
-        host_mounts(settings.agent_mode).into_iter().chain([mediator_token()]).unzip();
+        host_mounts(settings.agent_mode).into_iter().chain([mediator_token(), spool()]).unzip();
     let security = match settings.agent_mode {
         AgentMode::LeastPrivilege => pod::agent_least_privilege(),
         AgentMode::Privileged => pod::agent_privileged(),
@@ -89,6 +109,7 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
             pod::env("CAUSELY_VICTORIA_METRICS_URL", settings.victoria_metrics_url()),
             pod::env("CAUSELY_HOST_ROOT", "/host"),
             pod::env("CAUSELY_TOKEN_FILE", format!("{MEDIATOR_TOKEN_DIR}/token")),
+            pod::env("CAUSELY_STATE_DIR", SPOOL_DIR),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("health".to_owned()),
