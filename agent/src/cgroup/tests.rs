@@ -8,6 +8,11 @@ use super::*;
 const UID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 const UID_US: &str = "0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0";
 const STATIC_UID: &str = "3a1f5b2e9c8d7e6f5a4b3c2d1e0f9a8b";
+/// The systemd driver's pod slice prefixes, so that the table stays readable.
+const SD_BURSTABLE: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod";
+const SD_BESTEFFORT: &str = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod";
+const KIND_BESTEFFORT: &str =
+    "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod";
 const ID: &str = "4c2ac3e1b0a1f7d84e6b1f4e2e9b3f7a0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a";
 
 fn pod(qos: Qos, container: Option<&str>) -> Option<PodContainer> {
@@ -31,49 +36,23 @@ fn every_kubelet_layout_attributes_to_the_right_pod_container_and_qos() {
         (format!("/sys/fs/cgroup/cpu,cpuacct/kubepods/pod{UID}/{ID}"), pod(Guaranteed, Some(ID))),
         (format!("/host/sys/fs/cgroup/memory/kubepods/besteffort/pod{UID}"), pod(BestEffort, None)),
         // systemd driver, containerd
-        (
-            format!(
-                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice/cri-containerd-{ID}.scope"
-            ),
-            pod(Burstable, Some(ID)),
-        ),
-        (
-            format!(
-                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_US}.slice/cri-containerd-{ID}.scope"
-            ),
-            pod(BestEffort, Some(ID)),
-        ),
+        (format!("{SD_BURSTABLE}{UID_US}.slice/cri-containerd-{ID}.scope"), pod(Burstable, Some(ID))),
+        (format!("{SD_BESTEFFORT}{UID_US}.slice/cri-containerd-{ID}.scope"), pod(BestEffort, Some(ID))),
         (format!("/kubepods.slice/kubepods-pod{UID_US}.slice/cri-containerd-{ID}.scope"), pod(Guaranteed, Some(ID))),
         (format!("/kubepods.slice/kubepods-pod{UID_US}.slice"), pod(Guaranteed, None)),
-        (
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice"),
-            pod(Burstable, None),
-        ),
+        (format!("{SD_BURSTABLE}{UID_US}.slice"), pod(Burstable, None)),
         // systemd driver, CRI-O and docker (cri-dockerd)
-        (
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice/crio-{ID}.scope"),
-            pod(Burstable, Some(ID)),
-        ),
+        (format!("{SD_BURSTABLE}{UID_US}.slice/crio-{ID}.scope"), pod(Burstable, Some(ID))),
         (format!("/kubepods.slice/kubepods-pod{UID_US}.slice/docker-{ID}.scope"), pod(Guaranteed, Some(ID))),
         // systemd driver, cgroup v2 under the mount, and v1 under a controller
         (
             format!("/sys/fs/cgroup/kubepods.slice/kubepods-pod{UID_US}.slice/cri-containerd-{ID}.scope"),
             pod(Guaranteed, Some(ID)),
         ),
-        (
-            format!(
-                "/sys/fs/cgroup/memory/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_US}.slice/crio-{ID}.scope"
-            ),
-            pod(BestEffort, Some(ID)),
-        ),
+        (format!("/sys/fs/cgroup/memory{SD_BESTEFFORT}{UID_US}.slice/crio-{ID}.scope"), pod(BestEffort, Some(ID))),
         // kind (nested kubelet), cgroupfs and systemd
         (format!("/kubelet/kubepods/burstable/pod{UID}/{ID}"), pod(Burstable, Some(ID))),
-        (
-            format!(
-                "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{UID_US}.slice/cri-containerd-{ID}.scope"
-            ),
-            pod(BestEffort, Some(ID)),
-        ),
+        (format!("{KIND_BESTEFFORT}{UID_US}.slice/cri-containerd-{ID}.scope"), pod(BestEffort, Some(ID))),
         (format!("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod{UID_US}.slice"), pod(Guaranteed, None)),
         // k3s in docker (k3d): the node itself is a container
         (format!("/docker/{ID}/kubepods/besteffort/pod{UID}/{ID}"), pod(BestEffort, Some(ID))),
@@ -109,12 +88,7 @@ fn every_kubelet_layout_attributes_to_the_right_pod_container_and_qos() {
         (format!("/kubepods/burstable/pod{UID}/not-a-container"), None),
         (format!("/notkubepods/burstable/pod{UID}/{ID}"), None),
         // CRI-O's conmon monitor is not the container (documented decision: None)
-        (
-            format!(
-                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_US}.slice/crio-conmon-{ID}.scope"
-            ),
-            None,
-        ),
+        (format!("{SD_BURSTABLE}{UID_US}.slice/crio-conmon-{ID}.scope"), None),
         // QoS in the pod slice name disagreeing with its parent slice
         (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-besteffort-pod{UID_US}.slice"), None),
         // a systemd pod slice with dashes is a different unit, not a kubelet pod
