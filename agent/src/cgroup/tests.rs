@@ -174,7 +174,10 @@ fn the_resolver_stays_within_its_entry_and_depth_bounds() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..10 {
         fs::create_dir_all(dir.path().join(format!("d{i}/a/b/c"))).unwrap();
+        // Cgroup directories are full of files; only the directories are cgroups.
+        fs::write(dir.path().join(format!("d{i}/cgroup.procs")), "").unwrap();
     }
+    fs::write(dir.path().join("cgroup.procs"), "").unwrap();
     let mut bounded = CgroupIdResolver::with_bounds(dir.path(), 5, 8, 0);
     bounded.rescan(0);
     assert_eq!(bounded.len(), 5);

@@ -117,9 +117,15 @@ fn values_hovering_around_the_threshold_do_not_flap() {
     let changes = feed(&mut d, Signal::ContainerCpuUtilization, &web(), &series);
     assert_eq!(changes.len(), 1, "one open, no resolve while above the resolve bound: {changes:?}");
     // A dip below the resolve bound shorter than the resolve window does not resolve either.
-    let dip = feed(&mut d, Signal::ContainerCpuUtilization, &web(), &[(915, 0.5), (930, 0.5), (945, 0.9)]);
-    assert!(dip.is_empty(), "{dip:?}");
+    let dip = [(915, 0.5), (930, 0.5), (945, 0.9), (960, 0.5), (975, 0.5), (990, 0.5)];
+    let changes = feed(&mut d, Signal::ContainerCpuUtilization, &web(), &dip);
+    assert!(changes.is_empty(), "the clear period restarts at 960 s: {changes:?}");
+    // Below the open bound but above the resolve bound for a long time is still not clear.
+    let changes = feed(&mut d, Signal::ContainerCpuUtilization, &web(), &every_15s(1_005, 1_600, 0.75));
+    assert!(changes.is_empty(), "{changes:?}");
     assert_eq!(d.open_count(), 1);
+    let changes = feed(&mut d, Signal::ContainerCpuUtilization, &web(), &every_15s(1_615, 1_675, 0.69));
+    assert_eq!(resolved(&changes), [(1_675, UnixMillis(1_675_000))]);
 }
 
 #[test]
