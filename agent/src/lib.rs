@@ -1,5 +1,9 @@
 //! The node agent. So far only its command line; the eBPF and cgroup collectors, detectors and shippers live here as they are built.
 
+pub mod cgroup;
+pub mod collect;
+pub mod detect;
+
 use clap::Parser;
 
 /// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw samples in VictoriaMetrics, and reports topology and symptoms to the mediator.
