@@ -208,6 +208,21 @@ impl ReportSender {
     pub fn counters(&self) -> MediatorCounters {
         self.shared.stats.snapshot()
     }
+
+    /// A handle for `/metrics` that, unlike a sender, does not keep the shipper running.
+    pub fn probe(&self) -> MediatorProbe {
+        MediatorProbe(Arc::clone(&self.shared))
+    }
+}
+
+/// Reads the reporter's counters.
+#[derive(Debug, Clone)]
+pub struct MediatorProbe(Arc<Shared>);
+
+impl MediatorProbe {
+    pub fn counters(&self) -> MediatorCounters {
+        self.0.stats.snapshot()
+    }
 }
 
 /// The sending task; run it with [`MediatorShipper::run`].

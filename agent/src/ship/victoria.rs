@@ -162,6 +162,21 @@ impl SampleSender {
     pub fn counters(&self) -> VictoriaCounters {
         self.stats.snapshot()
     }
+
+    /// A handle for `/metrics` that, unlike a sender, does not keep the channel open.
+    pub fn probe(&self) -> VictoriaProbe {
+        VictoriaProbe(Arc::clone(&self.stats))
+    }
+}
+
+/// Reads the shipper's counters.
+#[derive(Debug, Clone)]
+pub struct VictoriaProbe(Arc<Stats>);
+
+impl VictoriaProbe {
+    pub fn counters(&self) -> VictoriaCounters {
+        self.0.snapshot()
+    }
 }
 
 /// The shipping task; run it with [`VictoriaShipper::run`].
