@@ -5,6 +5,8 @@
 //! verify the agent's ServiceAccount token against, so the agent against the real mediator is
 //! exercised in the cluster tests (`tests/`), not here.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a panic is the failure report
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

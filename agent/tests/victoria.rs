@@ -1,6 +1,8 @@
 //! Component tests of the sample path against the real VictoriaMetrics (Debian's
 //! `/usr/bin/victoria-metrics`) run as a child process on loopback.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a panic is the failure report
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,7 +57,7 @@ impl Vm {
 
     /// Every point of the series matching `selector`, as (labels without `__name__`, value, time),
     /// sorted; waits until there are `want` points, as new series take a moment to be searchable.
-    async fn export(&self, selector: &str, want: usize) -> anyhow::Result<Vec<(Vec<(String, String)>, f64, u64)>> {
+    async fn export(&self, selector: &str, want: usize) -> anyhow::Result<Vec<Point>> {
         let mut url = reqwest::Url::parse(&format!("{}/api/v1/export", self.url()))?;
         url.query_pairs_mut().append_pair("match[]", selector);
         let mut points = Vec::new();
@@ -79,7 +81,10 @@ impl Drop for Vm {
     }
 }
 
-fn parse_export(text: &str) -> anyhow::Result<Vec<(Vec<(String, String)>, f64, u64)>> {
+/// A point read back: labels without `__name__` (sorted), value, time.
+type Point = (Vec<(String, String)>, f64, u64);
+
+fn parse_export(text: &str) -> anyhow::Result<Vec<Point>> {
     let mut points = Vec::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         let series: serde_json::Value = serde_json::from_str(line)?;
@@ -321,5 +326,26 @@ async fn a_victoria_metrics_that_hangs_or_answers_500_gets_the_batches_spooled_n
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
     }
     held.abort();
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_batch_victoria_metrics_refuses_with_a_client_error_is_dropped_and_counted_not_spooled() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::BAD_REQUEST });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, task, counters) = start(config(&url, dir.path()));
+    for i in 0..3u64 {
+        sender.push(sample("agent_test_refused", &[], i as f64, i));
+    }
+    // Skipped before sending: an invalid name never reaches VictoriaMetrics.
+    sender.push(sample("invalid-name", &[], 1.0, 1));
+    drop(sender);
+    task.await.unwrap().unwrap();
+    let c = counters();
+    assert_eq!((c.rejected_samples, c.invalid_samples, c.buffered_samples, c.failed_attempts), (3, 1, 0, 0), "{c:?}");
+    assert!(segments(dir.path()).is_empty());
     server.abort();
 }
