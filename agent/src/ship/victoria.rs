@@ -240,6 +240,12 @@ impl VictoriaShipper {
                     Some(sample) => {
                         flush_at.get_or_insert_with(|| Instant::now() + self.config.flush_interval);
                         batch.push(sample);
+                        // Take all that is waiting, so a replay of one segment per turn of this
+                        // loop cannot fall behind a collector that pushes many samples per turn.
+                        while batch.len() < self.config.batch_max_samples {
+                            let Ok(sample) = self.rx.try_recv() else { break };
+                            batch.push(sample);
+                        }
                     }
                     None => open = false,
                 },
