@@ -17,15 +17,8 @@ pub use parse::{CpuLimit, CpuTimes, MemInfo, ParseError, Psi, PsiLine, Throttlin
 
 use crate::cgroup::PodContainer;
 
-/// One raw sample for VictoriaMetrics. Samples never leave the cluster; symptoms carry only the
-/// rule and threshold, not these values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub metric: &'static str,
-    pub labels: Vec<(String, String)>,
-    pub value: f64,
-    pub time_ms: u64,
-}
+/// Raw samples are the shipper's type: they go to VictoriaMetrics and nowhere else.
+pub use crate::ship::Sample;
 
 /// Why one file could not be read; recorded against the container or node it belongs to and
 /// counted, never fatal to the scrape.
@@ -121,7 +114,7 @@ pub fn container_samples(node: &str, reading: &ContainerReading, time_ms: u64) -
     let mut out = Vec::new();
     let mut push = |metric: &'static str, value: Option<f64>| {
         if let Some(value) = value {
-            out.push(Sample { metric, labels: labels.clone(), value, time_ms });
+            out.push(Sample { metric: metric.to_owned(), labels: labels.clone(), value, time_ms });
         }
     };
     push("container_cpu_usage_seconds_total", stats.cpu_usage_usec.map(|u| u as f64 / 1e6));
@@ -138,7 +131,12 @@ pub fn container_samples(node: &str, reading: &ContainerReading, time_ms: u64) -
 /// The raw samples of one node scrape.
 pub fn node_samples(node: &str, stats: &NodeStats, time_ms: u64) -> Vec<Sample> {
     let mut out = Vec::new();
-    let sample = |metric, labels: Vec<(String, String)>, value| Sample { metric, labels, value, time_ms };
+    let sample = |metric: &str, labels: Vec<(String, String)>, value| Sample {
+        metric: metric.to_owned(),
+        labels,
+        value,
+        time_ms,
+    };
     if let Some(cpu) = stats.cpu {
         for (mode, ticks) in cpu.modes() {
             out.push(sample(
@@ -169,7 +167,7 @@ pub fn error_samples(node: &str, counts: &ErrorCounts, time_ms: u64) -> Vec<Samp
     [("missing", counts.missing), ("io", counts.io), ("parse", counts.parse)]
         .into_iter()
         .map(|(kind, n)| Sample {
-            metric: "causely_agent_collect_errors_total",
+            metric: "causely_agent_collect_errors_total".to_owned(),
             labels: vec![label("node", node), label("kind", kind)],
             value: n as f64,
             time_ms,
