@@ -26,6 +26,32 @@ pub struct SymptomsView {
     pub recent: Vec<Symptom>,
 }
 
+/// `GET /v1/pods?node=NODE`, for that node's agent only: the pods bound to the node, so the agent
+/// can name the containers behind its cgroups (its own RBAC cannot read pods).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodePods {
+    pub pods: Vec<NodePod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodePod {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub containers: Vec<NodeContainer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeContainer {
+    pub name: String,
+    /// The runtime's container id, once the kubelet reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// `GET /v1/egress`: what the egress has done since the state directory was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -248,6 +248,11 @@ impl Fixture {
         self
     }
 
+    pub(crate) fn container_id(mut self, container: &str, id: &str) -> Self {
+        self.container_status(container)["containerID"] = json!(id);
+        self
+    }
+
     pub(crate) fn running(mut self, container: &str) -> Self {
         self.container_status(container)["state"] = json!({"running": {}});
         self

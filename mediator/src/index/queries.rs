@@ -93,6 +93,31 @@ impl ClusterIndex {
         pods
     }
 
+    /// The pods bound to `node`, with their containers' names and runtime ids, sorted by namespace
+    /// and name.
+    pub fn pods_on_node(&self, node: &str) -> Vec<causely_model::api::NodePod> {
+        let mut pods = Vec::new();
+        for (ns, bucket) in self.namespaces() {
+            for (name, record) in bucket.pods.iter().filter(|(_, p)| p.node.as_deref() == Some(node)) {
+                pods.push(causely_model::api::NodePod {
+                    uid: record.uid.text(),
+                    namespace: ns.to_owned(),
+                    name: name.to_string(),
+                    containers: record
+                        .containers
+                        .iter()
+                        .map(|c| causely_model::api::NodeContainer {
+                            name: c.name.to_string(),
+                            id: c.id.as_deref().map(str::to_owned),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        pods
+    }
+
     /// Whether the index holds the entity `id` names. Namespaces exist while they hold an indexed object.
     pub fn contains(&self, id: &EntityId) -> bool {
         match id {

@@ -82,6 +82,17 @@ impl Uid {
     pub(crate) fn is_empty(&self) -> bool {
         matches!(self, Uid::Text(text) if text.is_empty())
     }
+
+    /// The UID as the API server wrote it.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Uid::Text(text) => text.to_string(),
+            Uid::Uuid(value) => {
+                let hex = format!("{value:032x}");
+                format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+            }
+        }
+    }
 }
 
 fn parse_uuid(text: &str) -> Option<u128> {
@@ -145,6 +156,9 @@ pub(crate) enum Waiting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ContainerRecord {
     pub(crate) name: Arc<str>,
+    /// The runtime's container id (status `containerID` without its `runtime://` prefix), which
+    /// names the container's cgroup: agents map their cgroups to containers with it.
+    pub(crate) id: Option<Box<str>>,
     pub(crate) waiting: Waiting,
     /// When the container was last OOM-killed (current or last terminated state).
     pub(crate) oom_killed_at: Option<UnixMillis>,
@@ -341,6 +355,7 @@ pub(crate) fn pod_record(pod: &Pod, strings: &mut Interner) -> PodRecord {
     for container in spec_containers {
         containers.push(ContainerRecord {
             name: strings.intern(&container.name),
+            id: None,
             waiting: Waiting::None,
             oom_killed_at: None,
         });
@@ -360,6 +375,7 @@ pub(crate) fn pod_record(pod: &Pod, strings: &mut Interner) -> PodRecord {
             None => {
                 containers.push(ContainerRecord {
                     name: strings.intern(&cs.name),
+                    id: None,
                     waiting: Waiting::None,
                     oom_killed_at: None,
                 });
@@ -367,6 +383,12 @@ pub(crate) fn pod_record(pod: &Pod, strings: &mut Interner) -> PodRecord {
             }
         };
         containers[at].waiting = waiting(cs);
+        containers[at].id = cs
+            .container_id
+            .as_deref()
+            .map(|id| id.rsplit_once("://").map_or(id, |(_, id)| id))
+            .filter(|id| !id.is_empty())
+            .map(Into::into);
         containers[at].oom_killed_at = oom;
     }
 

@@ -346,3 +346,18 @@ fn interned_strings_nobody_holds_are_collected_on_relist() {
     assert!(index.counts().interned_strings < before);
     assert_eq!(index.counts().interned_strings, 0);
 }
+
+#[test]
+fn an_agent_learns_the_pods_on_its_node_with_container_names_and_runtime_ids() {
+    let uid = "0d6f6c1e-4a1b-4b36-9d1c-2f0a7c1e9b11";
+    let index = index_of(vec![
+        pod("shop", "web-1").uid(uid).on_node("n1").container("app").container_id("app", "containerd://4f1e9a"),
+        pod("shop", "db-1").on_node("n2"),
+    ]);
+    let pods = index.pods_on_node("n1");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!((pods[0].uid.as_str(), pods[0].namespace.as_str(), pods[0].name.as_str()), (uid, "shop", "web-1"));
+    let app = pods[0].containers.iter().find(|c| c.name == "app").expect("the app container");
+    assert_eq!(app.id.as_deref(), Some("4f1e9a"), "the runtime prefix is dropped");
+    assert!(index.pods_on_node("n3").is_empty());
+}

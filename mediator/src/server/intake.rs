@@ -66,6 +66,31 @@ pub async fn post_report(State(shared): State<Arc<Shared>>, headers: HeaderMap, 
     (StatusCode::ACCEPTED, axum::Json(summary)).into_response()
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeQuery {
+    node: String,
+}
+
+/// `GET /v1/pods?node=NODE`: the pods on the agent's node, so it can name its cgroups' containers.
+/// Agents only (the same token check as reports), and a pod-bound token only for its own node.
+pub async fn node_pods(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<NodeQuery>,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let identity = match shared.verifier.verify_header(authorization).await {
+        Ok(identity) => identity,
+        Err(err) => return refuse(&shared, StatusCode::UNAUTHORIZED, "unauthenticated", err.to_string()),
+    };
+    if let Err(err) = identity.check_node(&query.node) {
+        return refuse(&shared, StatusCode::FORBIDDEN, "forbidden", err.to_string());
+    }
+    let pods = shared.core().index.pods_on_node(&query.node);
+    axum::Json(causely_model::api::NodePods { pods }).into_response()
+}
+
 /// What the types cannot say: bounds, and that an agent speaks only for its own node and the
 /// containers and pods on it.
 fn validate(report: &AgentReport) -> Result<(), String> {

@@ -15,6 +15,7 @@ use crate::state::Shared;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/reports", post(intake::post_report))
+        .route("/v1/pods", get(intake::node_pods))
         .route("/v1/topology", get(read::topology))
         .route("/v1/symptoms", get(read::symptoms))
         .route("/v1/egress", get(read::egress))
