@@ -6,6 +6,7 @@ pub mod detect;
 
 use clap::Parser;
 
+pub mod pipeline;
 pub mod ship;
 
 /// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw samples in VictoriaMetrics, and reports topology and symptoms to the mediator.

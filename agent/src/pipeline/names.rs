@@ -1,0 +1,94 @@
+//! Names the containers behind cgroups: the agent knows a cgroup's pod UID and container id; the
+//! mediator's `GET /v1/pods?node=` says which namespace, pod and container those are.
+
+use std::collections::HashMap;
+
+use causely_model::EntityId;
+use causely_model::api::{NodePod, NodePods};
+
+use crate::cgroup::PodContainer;
+
+/// The pods on this node, by UID.
+#[derive(Debug, Default, Clone)]
+pub struct PodNames {
+    by_uid: HashMap<String, NodePod>,
+}
+
+impl PodNames {
+    pub fn new(pods: NodePods) -> Self {
+        PodNames { by_uid: pods.pods.into_iter().map(|p| (p.uid.clone(), p)).collect() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_uid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_uid.is_empty()
+    }
+
+    /// The container entity for a cgroup: by runtime id when the kubelet reported ids, else the
+    /// only container of a single-container pod. `None` when it cannot be told.
+    pub fn container(&self, cgroup: &PodContainer) -> Option<EntityId> {
+        let pod = self.by_uid.get(&cgroup.pod_uid)?;
+        let id = cgroup.container_id.as_deref()?;
+        let by_id = pod.containers.iter().find(|c| c.id.as_deref() == Some(id));
+        let only = match pod.containers.as_slice() {
+            [only] if only.id.is_none() => Some(only),
+            _ => None,
+        };
+        let container = by_id.or(only)?;
+        Some(EntityId::container(pod.namespace.clone(), pod.name.clone(), container.name.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use causely_model::api::NodeContainer;
+
+    use super::*;
+    use crate::cgroup::Qos;
+
+    fn names() -> PodNames {
+        let container = |name: &str, id: Option<&str>| NodeContainer { name: name.into(), id: id.map(Into::into) };
+        PodNames::new(NodePods {
+            pods: vec![
+                NodePod {
+                    uid: "u1".into(),
+                    namespace: "shop".into(),
+                    name: "web-1".into(),
+                    containers: vec![container("app", Some("aa")), container("proxy", Some("bb"))],
+                },
+                NodePod {
+                    uid: "u2".into(),
+                    namespace: "shop".into(),
+                    name: "db-0".into(),
+                    containers: vec![container("db", None)],
+                },
+                NodePod {
+                    uid: "u3".into(),
+                    namespace: "shop".into(),
+                    name: "two".into(),
+                    containers: vec![container("a", None), container("b", None)],
+                },
+            ],
+        })
+    }
+
+    fn cgroup(uid: &str, id: &str) -> PodContainer {
+        PodContainer { pod_uid: uid.into(), container_id: Some(id.into()), qos: Qos::Burstable }
+    }
+
+    #[test]
+    fn containers_are_named_by_their_runtime_id() {
+        assert_eq!(names().container(&cgroup("u1", "bb")), Some(EntityId::container("shop", "web-1", "proxy")));
+        assert_eq!(names().container(&cgroup("u1", "cc")), None, "an id the pod does not have");
+    }
+
+    #[test]
+    fn a_single_container_pod_without_reported_ids_names_its_only_container() {
+        assert_eq!(names().container(&cgroup("u2", "anything")), Some(EntityId::container("shop", "db-0", "db")));
+        assert_eq!(names().container(&cgroup("u3", "anything")), None, "two containers, no ids: ambiguous");
+        assert_eq!(names().container(&cgroup("u9", "aa")), None, "an unknown pod");
+    }
+}
