@@ -1,0 +1,44 @@
+//! The agent's command line (every flag also settable by environment).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw
+/// samples in VictoriaMetrics, and reports only topology and symptoms to the mediator.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "causely-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// The node this agent runs on (the downward API's spec.nodeName in the cluster).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// The mediator's base URL; reports go to `<url>/v1/reports`.
+    #[arg(long, env = "CAUSELY_MEDIATOR_URL")]
+    pub mediator_url: String,
+    /// VictoriaMetrics' base URL: the only place raw samples go.
+    #[arg(long, env = "CAUSELY_VICTORIA_METRICS_URL")]
+    pub victoria_metrics_url: String,
+    /// Directory of the on-disk spool of samples VictoriaMetrics has not taken yet.
+    #[arg(long, env = "CAUSELY_STATE_DIR", default_value = "/var/lib/causely-agent")]
+    pub state_dir: PathBuf,
+    /// The projected ServiceAccount token presented to the mediator; re-read on every attempt.
+    #[arg(long, env = "CAUSELY_TOKEN_FILE", default_value = "/var/run/secrets/causely/token")]
+    pub token_file: PathBuf,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "CAUSELY_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
+    /// Where the host's /proc and /sys/fs/cgroup are mounted (`/` when run on the host).
+    #[arg(long, env = "CAUSELY_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+    /// How often cgroups, /proc and the eBPF maps are read.
+    #[arg(long, env = "CAUSELY_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Symptom rules (JSON, unknown keys rejected); the built-in defaults when absent.
+    #[arg(long, env = "CAUSELY_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Bound of the on-disk sample spool, in bytes; beyond it the oldest samples are dropped.
+    #[arg(long, env = "CAUSELY_SPOOL_BYTES", default_value_t = 200 * 1024 * 1024)]
+    pub spool_bytes: u64,
+}
