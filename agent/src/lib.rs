@@ -2,6 +2,8 @@
 
 use clap::Parser;
 
+pub mod ebpf;
+
 /// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw samples in VictoriaMetrics, and reports topology and symptoms to the mediator.
 #[derive(Debug, Parser)]
 #[command(name = "causely-agent", version, about, long_about = None)]
