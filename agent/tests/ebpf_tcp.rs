@@ -123,3 +123,57 @@ fn run_statistics_count_the_programs_invocations() {
     assert!(set_state.ns_per_run().is_some(), "{stats:?}");
     eprintln!("{stats:?} ns/run {:?}", set_state.ns_per_run());
 }
+
+/// Env var telling a re-executed copy of this test binary to act as the retransmit scenario.
+const RETRANSMIT_HELPER: &str = "CAUSELY_TEST_RETRANSMIT_HELPER";
+/// Fixed: the helper runs in its own network namespace, where nothing else uses it.
+const RETRANSMIT_PORT: u16 = 40123;
+
+/// Forces retransmits without netem: in a private network namespace, sends while `lo` is down for 1.5 s,
+/// then brings it back so the data (and the connection) get through.
+#[test]
+#[ignore = "runs only as the helper of a_forced_retransmit_is_counted_through_the_socket"]
+fn retransmit_helper() {
+    if std::env::var_os(RETRANSMIT_HELPER).is_none() {
+        return;
+    }
+    let lo = |state: &str| {
+        let status = std::process::Command::new("ip").args(["link", "set", "lo", state]).status().unwrap();
+        assert!(status.success(), "ip link set lo {state}");
+    };
+    lo("up");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, RETRANSMIT_PORT)).unwrap();
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, RETRANSMIT_PORT)).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    lo("down");
+    client.write_all(b"lost").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    lo("up");
+    let mut buf = [0u8; 4];
+    server.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"lost");
+}
+
+#[test]
+fn a_forced_retransmit_is_counted_through_the_socket() {
+    let mut probe = load();
+    let cgroup = own_cgroup_id();
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("unshare")
+        .arg("-n")
+        .arg(&exe)
+        .args(["--exact", "retransmit_helper", "--ignored", "--nocapture"])
+        .env(RETRANSMIT_HELPER, "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "helper failed: {}", String::from_utf8_lossy(&output.stderr));
+
+    let ours = |c: &ConnectionCounters| {
+        c.direction == Direction::Outbound && c.remote == SocketAddr::from((Ipv4Addr::LOCALHOST, RETRANSMIT_PORT))
+    };
+    // Closes happen as the helper exits; retransmits are counted while it sleeps.
+    let all = read_until(&mut probe, |all| sum(all, ours, |c| c.retransmits) >= 1 && sum(all, ours, |c| c.closed) >= 1);
+    let seen: Vec<_> = all.iter().filter(|c| ours(c)).collect();
+    assert!(sum(&all, ours, |c| c.retransmits) >= 1, "{seen:#?}");
+    assert!(seen.iter().all(|c| c.cgroup_id == cgroup), "cgroup {cgroup} expected: {seen:#?}");
+}
