@@ -114,21 +114,24 @@ static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 {
     if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
         return 0;
-    return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+    struct cgroup *cgroup = sk->sk_cgrp_data.cgroup;
+    return cgroup ? cgroup->kn->id : 0;
 }
 
+// Fields are read by direct loads: in tp_btf programs `sk` is a typed kernel pointer, the loads are CO-RE
+// relocated (vmlinux.h marks its structs preserve_access_index) and far cheaper than bpf_probe_read_kernel.
 // Builds the aggregate key from the socket's current addresses. Returns 0 for families other than
 // IPv4 and IPv6.
 static __always_inline int fill_key(struct agg_key *key, const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
-    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 family = sk->__sk_common.skc_family;
     __builtin_memset(key, 0, sizeof(*key));
     key->cgroup_id = cgroup_id;
     key->direction = direction;
     key->family = (__u8)family;
     if (family == AF_INET) {
-        __u32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-        __u32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+        __u32 saddr = sk->__sk_common.skc_rcv_saddr;
+        __u32 daddr = sk->__sk_common.skc_daddr;
         __builtin_memcpy(key->local_ip, &saddr, 4);
         __builtin_memcpy(key->remote_ip, &daddr, 4);
     } else if (family == AF_INET6) {
@@ -139,9 +142,9 @@ static __always_inline int fill_key(struct agg_key *key, const struct sock *sk, 
         return 0;
     }
     if (direction == DIR_OUTBOUND)
-        key->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+        key->port = bpf_ntohs(sk->__sk_common.skc_dport);
     else
-        key->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        key->port = sk->__sk_common.skc_num;
     return 1;
 }
 
@@ -186,7 +189,11 @@ static __always_inline void remember(const struct sock *sk, __u64 cgroup_id, __u
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-    if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+    // Most transitions (FIN_WAIT*, CLOSE_WAIT, LAST_ACK, LISTEN) carry nothing we count: leave before
+    // touching the socket, which keeps the mean cost per event low.
+    if (newstate != TCP_CLOSE && newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED)
+        return 0;
+    if (sk->sk_protocol != IPPROTO_TCP)
         return 0;
     __u64 sk_key = (__u64)sk;
 
