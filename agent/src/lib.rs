@@ -6,6 +6,7 @@ pub mod detect;
 
 use clap::Parser;
 
+pub mod ebpf;
 pub mod pipeline;
 pub mod ship;
 
