@@ -1,25 +1,21 @@
-//! The node agent. So far only its command line; the eBPF and cgroup collectors, detectors and shippers live here as they are built.
+//! The node agent: reads cgroups, /proc and (with eBPF) the kernel's TCP state machine; keeps raw
+//! samples in VictoriaMetrics only; reports connections and symptoms to the mediator.
+//!
+//! Pure core: `cgroup` (attribution), `collect` (parsing and rates), `detect`, `pipeline`. I/O
+//! adapters: `ebpf` (aya), `ship` (VictoriaMetrics and the mediator), `serve`, `run`.
 
 pub mod cgroup;
 pub mod collect;
+pub mod config;
 pub mod detect;
-
-use clap::Parser;
-
 pub mod ebpf;
 pub mod pipeline;
+pub mod run;
+pub mod serve;
 pub mod ship;
 
-/// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw samples in VictoriaMetrics, and reports topology and symptoms to the mediator.
-#[derive(Debug, Parser)]
-#[command(name = "causely-agent", version, about, long_about = None)]
-pub struct Cli {}
-
-/// Runs the component. This build carries only the command-line surface and the shared model;
-/// it refuses to start rather than pretend to collect.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    anyhow::bail!("this build of causely-agent cannot collect yet; it only answers --help and --version")
-}
+pub use config::Cli;
+pub use run::run;
 
 #[cfg(test)]
 mod tests {
@@ -29,11 +25,5 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn running_without_the_component_built_is_an_error_not_a_silent_success() {
-        let err = run(Cli {}).unwrap_err();
-        assert!(err.to_string().contains("cannot"), "{err}");
     }
 }

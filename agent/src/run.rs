@@ -1,0 +1,217 @@
+//! Wires the agent together: the shippers, the collectors, the eBPF probe, the mediator's pod list,
+//! the round loop and the endpoints. A missing or unreachable mediator or VictoriaMetrics never
+//! stops it from starting: the shippers queue and retry; eBPF that cannot load leaves the cgroup
+//! and node collectors running (and `causely_agent_ebpf_loaded` at 0).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use causely_model::AgentReport;
+use causely_model::api::NodePods;
+use reqwest::Url;
+
+use crate::cgroup::{CgroupIdResolver, parse_cgroup_path};
+use crate::collect::{Collector, CollectorConfig};
+use crate::config::Cli;
+use crate::detect::{Detector, RuleSet};
+use crate::ebpf::TcpProbe;
+use crate::pipeline::{ConnectionInput, Pipeline, PodNames, RoundInput};
+use crate::serve::{Endpoints, RoundStats};
+use crate::ship::mediator::{MediatorConfig, ReportSender, bearer, mediator};
+use crate::ship::victoria::{SampleSender, VictoriaConfig, victoria};
+
+/// Validates the configuration, then runs until SIGTERM or Ctrl-C.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mediator_url = Url::parse(&cli.mediator_url).with_context(|| format!("--mediator-url {:?}", cli.mediator_url))?;
+    let vm_url = Url::parse(&cli.victoria_metrics_url)
+        .with_context(|| format!("--victoria-metrics-url {:?}", cli.victoria_metrics_url))?;
+    let rules = match &cli.rules {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading rules {}", path.display()))?;
+            RuleSet::from_json(&text).with_context(|| format!("rules {}", path.display()))?
+        }
+        None => RuleSet::builtin().context("the built-in rules")?,
+    };
+    let detector = Detector::new(rules).context("rules")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(agent(cli, mediator_url, vm_url, detector))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+async fn agent(cli: Cli, mediator_url: Url, vm_url: Url, detector: Detector) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+
+    let mut vm_config = VictoriaConfig::new(vm_url, cli.state_dir.join("spool"));
+    vm_config.max_spool_bytes = cli.spool_bytes;
+    let (samples, vm) = victoria(vm_config).context("the VictoriaMetrics shipper")?;
+    let (reports, reporter) =
+        mediator(MediatorConfig::new(mediator_url.clone(), cli.token_file.clone())).context("the mediator reporter")?;
+    let endpoints = Endpoints { stats: Arc::new(RoundStats::default()), victoria: samples.probe(), mediator: reports.probe() };
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("listening on {}", cli.listen))?;
+    tokio::spawn(async move {
+        if let Err(err) = vm.run().await {
+            tracing::error!(error = %err, "the VictoriaMetrics shipper stopped");
+        }
+    });
+    let reporting = tokio::spawn(async move {
+        if let Err(err) = reporter.run().await {
+            tracing::error!(error = %err, "the mediator reporter stopped");
+        }
+    });
+    let server = axum::serve(listener, crate::serve::router(endpoints.clone()));
+    let rounds = rounds(cli, mediator_url, detector, samples, reports, endpoints.stats);
+    tokio::select! {
+        served = server => served.context("serving")?,
+        () = rounds => {}
+        () = shutdown() => {}
+    }
+    reporting.abort();
+    Ok(())
+}
+
+async fn shutdown() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The pods on this node from the mediator; `None` when it cannot be asked now.
+async fn pod_list(http: &reqwest::Client, url: &Url, node: &str, token_file: &std::path::Path) -> Option<NodePods> {
+    let mut url = url.join("/v1/pods").ok()?;
+    url.query_pairs_mut().append_pair("node", node);
+    let token = bearer(token_file).await.ok()?;
+    let response = http.get(url).header(reqwest::header::AUTHORIZATION, token).send().await.ok()?;
+    if !response.status().is_success() {
+        tracing::debug!(status = %response.status(), "the mediator did not list this node's pods");
+        return None;
+    }
+    response.json().await.ok()
+}
+
+async fn rounds(
+    cli: Cli,
+    mediator_url: Url,
+    detector: Detector,
+    samples: SampleSender,
+    reports: ReportSender,
+    stats: Arc<RoundStats>,
+) {
+    let mut collector = match Collector::new(CollectorConfig { host_root: cli.host_root.clone(), node: cli.node_name.clone() }) {
+        Ok(collector) => Some(collector),
+        Err(err) => {
+            tracing::error!(error = %err, "no cgroups to read; container metrics are off");
+            None
+        }
+    };
+    let cgroup2 = collector.as_ref().and_then(|c| c.layout().cgroup2_mount().map(std::path::Path::to_path_buf));
+    let mut resolver = cgroup2.map(CgroupIdResolver::new);
+    let mut probe = match TcpProbe::load() {
+        Ok(probe) => {
+            stats.ebpf_loaded.store(true, Ordering::Relaxed);
+            Some(probe)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "eBPF programs not loaded; TCP topology is off");
+            None
+        }
+    };
+    let http = match crate::ship::http_client(Duration::from_secs(5)) {
+        Ok(http) => http,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot build an HTTP client");
+            return;
+        }
+    };
+    let mut pipeline = Pipeline::new(&cli.node_name, detector);
+    let mut names = PodNames::default();
+    let mut ticker = tokio::time::interval(cli.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match pod_list(&http, &mediator_url, &cli.node_name, &cli.token_file).await {
+            Some(pods) => names = PodNames::new(pods),
+            None => {
+                stats.pod_list_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        stats.pods_known.store(names.len() as u64, Ordering::Relaxed);
+        let time_ms = now_ms();
+        let mut input = RoundInput { time_ms, ..RoundInput::default() };
+        if let Some(collector) = collector.as_mut() {
+            input.containers = collector.scrape_containers();
+            input.node = collector.read_node();
+            let errors = input.containers.iter().map(|c| c.errors.len()).sum::<usize>() + input.node.errors.len();
+            stats.collect_errors.fetch_add(errors as u64, Ordering::Relaxed);
+        }
+        if let Some(probe) = probe.as_mut() {
+            match probe.read() {
+                Ok(counters) => {
+                    input.connections = counters
+                        .into_iter()
+                        .map(|c| ConnectionInput {
+                            pod: resolver
+                                .as_mut()
+                                .and_then(|r| r.resolve(c.cgroup_id, time_ms).map(str::to_owned))
+                                .and_then(|path| parse_cgroup_path(&path)),
+                            local: c.local,
+                            remote: c.remote,
+                            direction: c.direction,
+                            established: c.established,
+                            failed: c.failed,
+                            retransmits: c.retransmits,
+                        })
+                        .collect();
+                }
+                Err(err) => {
+                    stats.ebpf_read_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, "reading the eBPF maps failed");
+                }
+            }
+            if let Ok(lost) = probe.lost() {
+                stats.ebpf_lost.store(lost, Ordering::Relaxed);
+            }
+        }
+        let out = pipeline.round(input, &names);
+        for sample in out.samples {
+            stats.samples.fetch_add(1, Ordering::Relaxed);
+            if !samples.push(sample) {
+                stats.samples_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        stats.connections.fetch_add(out.connections.len() as u64, Ordering::Relaxed);
+        stats.symptom_changes.fetch_add(out.symptoms.len() as u64, Ordering::Relaxed);
+        stats.unnamed_containers.store(out.unnamed_containers, Ordering::Relaxed);
+        stats.open_symptoms.store(pipeline.open_symptoms() as u64, Ordering::Relaxed);
+        let report = AgentReport {
+            node: cli.node_name.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            seq: 0,
+            time: causely_model::UnixMillis(time_ms),
+            connections: out.connections,
+            symptoms: out.symptoms,
+        };
+        if let Err(err) = reports.push(report) {
+            tracing::warn!(error = %err, "a report could not be queued");
+        }
+        stats.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+}
