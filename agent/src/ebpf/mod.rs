@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
 use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf, Pod};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
 
 pub use raw::{ConnectionCounters, DecodeError, HIST_SLOTS, RunqueueLatency};
 pub use sched::SchedProbe;
@@ -68,7 +68,8 @@ pub enum EbpfError {
 fn load_and_attach(object: &[u8], programs: &[(&'static str, &'static str)]) -> Result<Ebpf, EbpfError> {
     raise_memlock();
     let btf = Btf::from_sys_fs()?;
-    let mut ebpf = Ebpf::load(object)?;
+    // aya 0.14 has no user-space type for task-local storage; sched.bpf.c uses it only in the kernel.
+    let mut ebpf = EbpfLoader::new().allow_unsupported_maps().load(object)?;
     for &(name, tracepoint) in programs {
         let program: &mut BtfTracePoint = ebpf
             .program_mut(name)
