@@ -4,13 +4,25 @@
 //! the kernel program and user space work scales with the number of distinct aggregates, not events.
 
 mod raw;
+mod sched;
 mod tcp;
 
-pub use raw::{ConnectionCounters, DecodeError};
+use std::os::fd::OwnedFd;
+
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
+
+pub use raw::{ConnectionCounters, DecodeError, HIST_SLOTS, RunqueueLatency};
+pub use sched::SchedProbe;
 pub use tcp::TcpProbe;
 
+/// (program name in the object, BTF tracepoint it attaches to). tp_btf rather than classic tracepoints: no
+/// tracefs mount is needed and the arguments are typed kernel pointers.
+type Tracepoints<const N: usize> = [(&'static str, &'static str); N];
+
 /// Run statistics of one loaded program; the kernel counts them only while stats are enabled
-/// ([`TcpProbe::enable_run_stats`] or `sysctl kernel.bpf_stats_enabled=1`).
+/// ([`TcpProbe::enable_run_stats`], [`SchedProbe::enable_run_stats`] or `sysctl kernel.bpf_stats_enabled=1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramRunStats {
     pub name: String,
@@ -50,4 +62,85 @@ pub enum EbpfError {
     },
     #[error("enabling BPF run statistics failed: {0}")]
     Stats(#[source] aya::sys::SyscallError),
+}
+
+/// Loads an embedded object and attaches each of its tp_btf programs.
+fn load_and_attach(object: &[u8], programs: &[(&'static str, &'static str)]) -> Result<Ebpf, EbpfError> {
+    raise_memlock();
+    let btf = Btf::from_sys_fs()?;
+    // aya 0.14 has no user-space type for task-local storage; sched.bpf.c uses it only in the kernel.
+    let mut ebpf = EbpfLoader::new().allow_unsupported_maps().load(object)?;
+    for &(name, tracepoint) in programs {
+        let program: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or(EbpfError::Missing { kind: "program", name })?
+            .try_into()
+            .map_err(|source| EbpfError::Program { name, source })?;
+        program.load(tracepoint, &btf).map_err(|source| EbpfError::Program { name, source })?;
+        program.attach().map_err(|source| EbpfError::Program { name, source })?;
+    }
+    Ok(ebpf)
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
+    ebpf.take_map(name).ok_or(EbpfError::Missing { kind: "map", name })
+}
+
+/// Switches the kernel side to the other key generation and returns the one to drain. Draining only the
+/// old generation means increments made while draining land in the next interval instead of being lost;
+/// only an event already in flight on another CPU at the flip can still touch a drained key.
+fn flip_generation(map: &mut Array<MapData, u32>, current: &mut u32, name: &'static str) -> Result<u32, EbpfError> {
+    let old = *current;
+    let next = old ^ 1;
+    map.set(0, next, 0).map_err(|source| EbpfError::Map { name, source })?;
+    *current = next;
+    Ok(old)
+}
+
+/// Reads and removes one entry; `None` if it vanished in between.
+fn take<K: Pod, V: Pod>(map: &mut HashMap<MapData, K, V>, key: &K, name: &'static str) -> Result<Option<V>, EbpfError> {
+    let value = match map.get(key, 0) {
+        Ok(value) => value,
+        Err(MapError::KeyNotFound) => return Ok(None),
+        Err(source) => return Err(EbpfError::Map { name, source }),
+    };
+    match map.remove(key) {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(Some(value)),
+        Err(source) => Err(EbpfError::Map { name, source }),
+    }
+}
+
+fn per_cpu_sum(map: &PerCpuArray<MapData, u64>, slot: u32, name: &'static str) -> Result<u64, EbpfError> {
+    let values = map.get(&slot, 0).map_err(|source| EbpfError::Map { name, source })?;
+    Ok(values.iter().sum())
+}
+
+/// While the returned descriptor is held, the kernel accounts run_time_ns / run_cnt for every BPF program.
+fn enable_run_stats(holder: &mut Option<OwnedFd>) -> Result<(), EbpfError> {
+    if holder.is_none() {
+        *holder = Some(aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(EbpfError::Stats)?);
+    }
+    Ok(())
+}
+
+fn run_stats(ebpf: &Ebpf, programs: &[(&'static str, &'static str)]) -> Result<Vec<ProgramRunStats>, EbpfError> {
+    let mut out = Vec::new();
+    for &(name, _) in programs {
+        let program = ebpf.program(name).ok_or(EbpfError::Missing { kind: "program", name })?;
+        let info = program.info().map_err(|source| EbpfError::Program { name, source })?;
+        out.push(ProgramRunStats {
+            name: name.to_owned(),
+            run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+            run_count: info.run_count(),
+        })
+    }
+    Ok(out)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK. Newer kernels charge the memory cgroup instead,
+/// and the raise needs CAP_SYS_RESOURCE which a container may lack, so a failure is not an error.
+fn raise_memlock() {
+    let unlimited = rustix::process::Rlimit { current: None, maximum: None };
+    // If loading then fails for lack of locked memory, aya's load error says so.
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Memlock, unlimited);
 }

@@ -1,7 +1,8 @@
-//! Decoding of the TCP program's map keys and values from raw bytes into plain Rust values.
+//! Decoding of the eBPF programs' map keys and values from raw bytes into plain Rust values.
 //!
 //! The maps are read as byte arrays rather than `#[repr(C)]` structs so no `unsafe impl Pod` is needed; the
-//! layouts below mirror `struct agg_key` / `struct agg_val` and the `tcp_lost` slots in `ebpf/tcp.bpf.c`.
+//! layouts below mirror `struct agg_key` / `struct agg_val` and the `tcp_lost` slots in `ebpf/tcp.bpf.c`,
+//! and `struct hist_key` / `struct hist` in `ebpf/sched.bpf.c`.
 //! Integers are in host byte order (the kernel and the agent share a CPU); addresses in network order.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -119,6 +120,63 @@ fn ip(family: u8, bytes: &[u8]) -> Result<IpAddr, DecodeError> {
     }
 }
 
+/// Log2 buckets of the run-queue latency histogram.
+pub const HIST_SLOTS: usize = 32;
+/// Size of `struct hist_key`: u64 cgroup, u32 generation, u32 pad.
+pub const HIST_KEY_LEN: usize = 16;
+/// Size of `struct hist`: the slots, then u64 count and u64 sum_ns.
+pub const HIST_VAL_LEN: usize = HIST_SLOTS * 8 + 16;
+
+/// Run-queue latency of the tasks of one cgroup over one read interval: how long they waited, runnable,
+/// for a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunqueueLatency {
+    /// The cgroup v2 id (inode of the cgroup2 directory).
+    pub cgroup_id: u64,
+    /// `buckets[i]` counts waits in [2^i, 2^(i+1)) microseconds; bucket 0 also holds waits under 1 us.
+    pub buckets: [u64; HIST_SLOTS],
+    pub count: u64,
+    pub sum_ns: u64,
+}
+
+impl RunqueueLatency {
+    /// Upper bound (exclusive, microseconds) of the bucket holding the q-quantile (0..=1), or None if empty.
+    pub fn quantile_upper_us(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(1u64 << (i + 1));
+            }
+        }
+        None
+    }
+}
+
+/// The generation of a raw histogram key.
+pub fn hist_key_generation(key: &[u8; HIST_KEY_LEN]) -> u32 {
+    u32::from_ne_bytes([key[8], key[9], key[10], key[11]]) & 1
+}
+
+/// Decodes one histogram map entry.
+pub fn decode_hist(key: &[u8; HIST_KEY_LEN], val: &[u8; HIST_VAL_LEN]) -> RunqueueLatency {
+    let mut buckets = [0u64; HIST_SLOTS];
+    for (i, bucket) in buckets.iter_mut().enumerate() {
+        *bucket = u64_at(val, i * 8);
+    }
+    RunqueueLatency {
+        cgroup_id: u64_at(key, 0),
+        buckets,
+        count: u64_at(val, HIST_SLOTS * 8),
+        sum_ns: u64_at(val, HIST_SLOTS * 8 + 8),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +284,26 @@ mod tests {
         key.family = 2;
         key.direction = 7;
         assert_eq!(decode(&encode_key(&key), &encode_val([0; 6])), Err(DecodeError::Direction(7)));
+    }
+
+    #[test]
+    fn a_histogram_decodes_and_gives_bucket_bounds_for_quantiles() {
+        let mut key = [0u8; HIST_KEY_LEN];
+        key[0..8].copy_from_slice(&77u64.to_ne_bytes());
+        key[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        let mut val = [0u8; HIST_VAL_LEN];
+        // 90 waits in bucket 3 ([8, 16) us), 10 in bucket 10 ([1024, 2048) us).
+        val[3 * 8..4 * 8].copy_from_slice(&90u64.to_ne_bytes());
+        val[10 * 8..11 * 8].copy_from_slice(&10u64.to_ne_bytes());
+        val[HIST_SLOTS * 8..HIST_SLOTS * 8 + 8].copy_from_slice(&100u64.to_ne_bytes());
+        val[HIST_SLOTS * 8 + 8..].copy_from_slice(&123_456u64.to_ne_bytes());
+        let h = decode_hist(&key, &val);
+        assert_eq!(hist_key_generation(&key), 1);
+        assert_eq!((h.cgroup_id, h.count, h.sum_ns), (77, 100, 123_456));
+        assert_eq!(h.buckets[3], 90);
+        assert_eq!(h.quantile_upper_us(0.5), Some(16));
+        assert_eq!(h.quantile_upper_us(0.99), Some(2048));
+        let empty = RunqueueLatency { cgroup_id: 1, buckets: [0; HIST_SLOTS], count: 0, sum_ns: 0 };
+        assert_eq!(empty.quantile_upper_us(0.5), None);
     }
 }
