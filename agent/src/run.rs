@@ -24,7 +24,8 @@ use crate::ship::victoria::{SampleSender, VictoriaConfig, victoria};
 
 /// Validates the configuration, then runs until SIGTERM or Ctrl-C.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let mediator_url = Url::parse(&cli.mediator_url).with_context(|| format!("--mediator-url {:?}", cli.mediator_url))?;
+    let mediator_url =
+        Url::parse(&cli.mediator_url).with_context(|| format!("--mediator-url {:?}", cli.mediator_url))?;
     let vm_url = Url::parse(&cli.victoria_metrics_url)
         .with_context(|| format!("--victoria-metrics-url {:?}", cli.victoria_metrics_url))?;
     let rules = match &cli.rules {
@@ -60,7 +61,8 @@ async fn agent(cli: Cli, mediator_url: Url, vm_url: Url, detector: Detector) -> 
     let (samples, vm) = victoria(vm_config).context("the VictoriaMetrics shipper")?;
     let (reports, reporter) =
         mediator(MediatorConfig::new(mediator_url.clone(), cli.token_file.clone())).context("the mediator reporter")?;
-    let endpoints = Endpoints { stats: Arc::new(RoundStats::default()), victoria: samples.probe(), mediator: reports.probe() };
+    let endpoints =
+        Endpoints { stats: Arc::new(RoundStats::default()), victoria: samples.probe(), mediator: reports.probe() };
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("listening on {}", cli.listen))?;
     tokio::spawn(async move {
@@ -115,13 +117,14 @@ async fn rounds(
     reports: ReportSender,
     stats: Arc<RoundStats>,
 ) {
-    let mut collector = match Collector::new(CollectorConfig { host_root: cli.host_root.clone(), node: cli.node_name.clone() }) {
-        Ok(collector) => Some(collector),
-        Err(err) => {
-            tracing::error!(error = %err, "no cgroups to read; container metrics are off");
-            None
-        }
-    };
+    let mut collector =
+        match Collector::new(CollectorConfig { host_root: cli.host_root.clone(), node: cli.node_name.clone() }) {
+            Ok(collector) => Some(collector),
+            Err(err) => {
+                tracing::error!(error = %err, "no cgroups to read; container metrics are off");
+                None
+            }
+        };
     let cgroup2 = collector.as_ref().and_then(|c| c.layout().cgroup2_mount().map(std::path::Path::to_path_buf));
     let mut resolver = cgroup2.map(CgroupIdResolver::new);
     let mut probe = match TcpProbe::load() {

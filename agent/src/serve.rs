@@ -39,7 +39,9 @@ pub struct Endpoints {
 }
 
 fn line(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    out.push_str(&format!("# HELP causely_agent_{name} {help}\n# TYPE causely_agent_{name} {kind}\ncausely_agent_{name} {value}\n"));
+    out.push_str(&format!(
+        "# HELP causely_agent_{name} {help}\n# TYPE causely_agent_{name} {kind}\ncausely_agent_{name} {value}\n"
+    ));
 }
 
 /// The metrics page; every value is read when scraped.
@@ -51,27 +53,81 @@ pub fn render(e: &Endpoints) -> String {
     let mut out = String::new();
     line(&mut out, "rounds_total", "counter", "Collection rounds completed", get(&s.rounds));
     line(&mut out, "samples_total", "counter", "Raw samples handed to the VictoriaMetrics shipper", get(&s.samples));
-    line(&mut out, "samples_refused_total", "counter", "Raw samples the shipper's full channel refused", get(&s.samples_refused));
+    line(
+        &mut out,
+        "samples_refused_total",
+        "counter",
+        "Raw samples the shipper's full channel refused",
+        get(&s.samples_refused),
+    );
     line(&mut out, "connections_total", "counter", "Connection observations reported", get(&s.connections));
     line(&mut out, "symptom_changes_total", "counter", "Symptom changes reported", get(&s.symptom_changes));
     line(&mut out, "open_symptoms", "gauge", "Symptoms open on this node", get(&s.open_symptoms));
-    line(&mut out, "unnamed_containers", "gauge", "Containers the mediator has not named yet", get(&s.unnamed_containers));
-    line(&mut out, "collect_errors_total", "counter", "cgroup and proc files that could not be read", get(&s.collect_errors));
-    line(&mut out, "ebpf_loaded", "gauge", "1 when the eBPF programs are attached", u64::from(s.ebpf_loaded.load(Ordering::Relaxed)));
+    line(
+        &mut out,
+        "unnamed_containers",
+        "gauge",
+        "Containers the mediator has not named yet",
+        get(&s.unnamed_containers),
+    );
+    line(
+        &mut out,
+        "collect_errors_total",
+        "counter",
+        "cgroup and proc files that could not be read",
+        get(&s.collect_errors),
+    );
+    line(
+        &mut out,
+        "ebpf_loaded",
+        "gauge",
+        "1 when the eBPF programs are attached",
+        u64::from(s.ebpf_loaded.load(Ordering::Relaxed)),
+    );
     line(&mut out, "ebpf_lost_events", "gauge", "Kernel-side updates lost (maps full)", get(&s.ebpf_lost));
     line(&mut out, "ebpf_read_errors_total", "counter", "Failed reads of the eBPF maps", get(&s.ebpf_read_errors));
     line(&mut out, "pods_known", "gauge", "Pods on this node the mediator listed", get(&s.pods_known));
-    line(&mut out, "pod_list_errors_total", "counter", "Failed pod list requests to the mediator", get(&s.pod_list_errors));
+    line(
+        &mut out,
+        "pod_list_errors_total",
+        "counter",
+        "Failed pod list requests to the mediator",
+        get(&s.pod_list_errors),
+    );
     line(&mut out, "victoria_sent_samples_total", "counter", "Samples VictoriaMetrics acknowledged", v.sent_samples);
     line(&mut out, "victoria_spooled_samples", "gauge", "Samples waiting in the on-disk spool", v.buffered_samples);
     line(&mut out, "victoria_spooled_bytes", "gauge", "Bytes in the on-disk spool", v.buffered_bytes);
-    line(&mut out, "victoria_dropped_samples_total", "counter", "Samples dropped at the spool's bound, oldest first", v.dropped_samples);
-    line(&mut out, "victoria_failed_attempts_total", "counter", "Failed attempts to VictoriaMetrics", v.failed_attempts);
+    line(
+        &mut out,
+        "victoria_dropped_samples_total",
+        "counter",
+        "Samples dropped at the spool's bound, oldest first",
+        v.dropped_samples,
+    );
+    line(
+        &mut out,
+        "victoria_failed_attempts_total",
+        "counter",
+        "Failed attempts to VictoriaMetrics",
+        v.failed_attempts,
+    );
     line(&mut out, "mediator_queued_reports", "gauge", "Reports waiting for the mediator", m.queued_reports);
     line(&mut out, "mediator_sent_reports_total", "counter", "Reports the mediator accepted", m.sent_reports);
     line(&mut out, "mediator_failed_attempts_total", "counter", "Failed attempts to the mediator", m.failed_attempts);
-    line(&mut out, "mediator_refused_reports_total", "counter", "Reports the mediator refused for good", m.refused_reports);
-    line(&mut out, "mediator_dropped_reports_total", "counter", "Reports dropped from the full queue", m.dropped_reports);
+    line(
+        &mut out,
+        "mediator_refused_reports_total",
+        "counter",
+        "Reports the mediator refused for good",
+        m.refused_reports,
+    );
+    line(
+        &mut out,
+        "mediator_dropped_reports_total",
+        "counter",
+        "Reports dropped from the full queue",
+        m.dropped_reports,
+    );
     out
 }
 

@@ -93,6 +93,23 @@ impl Detector {
         changes
     }
 
+    /// The entity is gone (its container stopped and its cgroup was removed): its open symptoms
+    /// resolve now and its pending conditions are forgotten.
+    pub fn vanished(&mut self, entity: &EntityId, now_ms: u64) -> Vec<SymptomChange> {
+        let mut changes = Vec::new();
+        self.states.retain(|(_, e), state| {
+            if e != entity {
+                return true;
+            }
+            if let State::Open { id, .. } = state {
+                changes.push(SymptomChange::Resolved { id: id.clone(), resolved: UnixMillis(now_ms) });
+            }
+            false
+        });
+        changes.sort_by(|a, b| a.id().cmp(b.id()));
+        changes
+    }
+
     /// Advances time without observations: resolves event symptoms whose quiet window has
     /// passed, and resolves or forgets everything on entities silent for the stale period (the
     /// container is gone, or its signal stopped).

@@ -56,7 +56,8 @@ pub struct RoundOutput {
 pub struct Pipeline {
     node: String,
     detector: Detector,
-    previous: HashMap<String, (ContainerStats, u64)>,
+    /// Each container's last stats, time, and name (once known).
+    previous: HashMap<String, (ContainerStats, u64, Option<EntityId>)>,
     previous_node: Option<(NodeStats, u64)>,
 }
 
@@ -85,17 +86,22 @@ impl Pipeline {
             if entity.is_none() {
                 out.unnamed_containers += 1;
             }
-            if let (Some(entity), Some((earlier, at))) = (&entity, self.previous.get(&reading.cgroup)) {
+            if let (Some(entity), Some((earlier, at, _))) = (&entity, self.previous.get(&reading.cgroup)) {
                 observations.extend(container_observations(
                     entity,
                     &container_rates(earlier, *at, &reading.stats, now),
                     now,
                 ));
             }
-            seen.insert(reading.cgroup.clone(), (reading.stats, now));
+            seen.insert(reading.cgroup.clone(), (reading.stats, now, entity));
         }
-        // Containers that are gone are forgotten; the detector resolves their symptoms when stale.
-        self.previous = seen;
+        // A container whose cgroup is gone has stopped: its symptoms resolve now.
+        let before = std::mem::replace(&mut self.previous, seen);
+        for (cgroup, (_, _, entity)) in before {
+            if let (false, Some(entity)) = (self.previous.contains_key(&cgroup), entity) {
+                out.symptoms.extend(self.detector.vanished(&entity, now));
+            }
+        }
 
         out.samples.extend(node_samples(&self.node, &input.node.stats, now));
         if let Some((earlier, _)) = &self.previous_node {
@@ -246,6 +252,23 @@ mod tests {
         assert!(symptom.started >= UnixMillis(10_000));
         let json = serde_json::to_string(&opened[0]).unwrap();
         assert!(!json.contains("5000000") && !json.contains("\"value\""), "{json}");
+    }
+
+    #[test]
+    fn a_container_that_stops_resolves_its_symptoms_at_once() {
+        let mut p = pipeline();
+        for round in 0..10u64 {
+            let input = RoundInput {
+                containers: vec![burner(round * 5_000_000)],
+                time_ms: round * 10_000,
+                ..RoundInput::default()
+            };
+            p.round(input, &names());
+        }
+        assert_eq!(p.open_symptoms(), 1);
+        let out = p.round(RoundInput { time_ms: 100_000, ..RoundInput::default() }, &names());
+        assert!(matches!(out.symptoms.as_slice(), [SymptomChange::Resolved { .. }]), "{:?}", out.symptoms);
+        assert_eq!(p.open_symptoms(), 0);
     }
 
     #[test]
