@@ -16,8 +16,8 @@ use crate::cgroup::{CgroupIdResolver, parse_cgroup_path};
 use crate::collect::{Collector, CollectorConfig};
 use crate::config::Cli;
 use crate::detect::{Detector, RuleSet};
-use crate::ebpf::TcpProbe;
-use crate::pipeline::{ConnectionInput, Pipeline, PodNames, RoundInput};
+use crate::ebpf::{SchedProbe, TcpProbe};
+use crate::pipeline::{ConnectionInput, Pipeline, PodNames, RoundInput, RunQueueInput};
 use crate::serve::{Endpoints, RoundStats};
 use crate::ship::mediator::{MediatorConfig, ReportSender, bearer, mediator};
 use crate::ship::victoria::{SampleSender, VictoriaConfig, victoria};
@@ -137,6 +137,13 @@ async fn rounds(
             None
         }
     };
+    let mut sched = match SchedProbe::load() {
+        Ok(sched) => Some(sched),
+        Err(err) => {
+            tracing::error!(error = %err, "run-queue latency programs not loaded");
+            None
+        }
+    };
     let http = match crate::ship::http_client(Duration::from_secs(5)) {
         Ok(http) => http,
         Err(err) => {
@@ -191,6 +198,24 @@ async fn rounds(
             }
             if let Ok(lost) = probe.lost() {
                 stats.ebpf_lost.store(lost, Ordering::Relaxed);
+            }
+        }
+        if let Some(sched) = sched.as_mut() {
+            match sched.read() {
+                Ok(histograms) => {
+                    input.run_queue = histograms
+                        .into_iter()
+                        .filter_map(|h| {
+                            let p95_us = h.quantile_upper_us(0.95)?;
+                            let path = resolver.as_mut()?.resolve(h.cgroup_id, time_ms)?.to_owned();
+                            Some(RunQueueInput { pod: parse_cgroup_path(&path)?, p95_us })
+                        })
+                        .collect();
+                }
+                Err(err) => {
+                    stats.ebpf_read_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, "reading the run-queue histograms failed");
+                }
             }
         }
         let out = pipeline.round(input, &names);

@@ -31,12 +31,21 @@ pub struct ConnectionInput {
     pub retransmits: u64,
 }
 
+/// The 95th percentile of one cgroup's run-queue latency over the round (the upper bound of the
+/// kernel histogram's bucket that holds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunQueueInput {
+    pub pod: PodContainer,
+    pub p95_us: u64,
+}
+
 /// What one round read.
 #[derive(Debug, Default)]
 pub struct RoundInput {
     pub containers: Vec<ContainerReading>,
     pub node: NodeReading,
     pub connections: Vec<ConnectionInput>,
+    pub run_queue: Vec<RunQueueInput>,
     pub time_ms: u64,
 }
 
@@ -111,6 +120,28 @@ impl Pipeline {
         self.previous_node = Some((input.node.stats, now));
 
         self.connections(&input, names, elapsed_s, &mut out, &mut observations);
+        for rq in &input.run_queue {
+            let seconds = rq.p95_us as f64 / 1e6;
+            let mut labels =
+                vec![("node".to_owned(), self.node.clone()), ("pod_uid".to_owned(), rq.pod.pod_uid.clone())];
+            if let Some(id) = &rq.pod.container_id {
+                labels.push(("container_id".to_owned(), id.clone()));
+            }
+            out.samples.push(Sample {
+                metric: "causely_runqueue_latency_p95_seconds".to_owned(),
+                labels,
+                value: seconds,
+                time_ms: now,
+            });
+            if let Some(entity) = names.container(&rq.pod) {
+                observations.push(Observation {
+                    signal: Signal::ContainerRunQueueLatencyP95Seconds,
+                    entity,
+                    value: seconds,
+                    time_ms: now,
+                });
+            }
+        }
         for observation in &observations {
             out.symptoms.extend(self.detector.observe(observation));
         }
@@ -269,6 +300,30 @@ mod tests {
         let out = p.round(RoundInput { time_ms: 100_000, ..RoundInput::default() }, &names());
         assert!(matches!(out.symptoms.as_slice(), [SymptomChange::Resolved { .. }]), "{:?}", out.symptoms);
         assert_eq!(p.open_symptoms(), 0);
+    }
+
+    #[test]
+    fn a_long_run_queue_wait_opens_a_run_queue_latency_symptom() {
+        let mut p = pipeline();
+        let mut changes = Vec::new();
+        for round in 0..10u64 {
+            let input = RoundInput {
+                run_queue: vec![RunQueueInput { pod: pod(), p95_us: 80_000 }],
+                time_ms: round * 10_000,
+                ..RoundInput::default()
+            };
+            let out = p.round(input, &names());
+            assert!(out.samples.iter().any(|s| s.metric == "causely_runqueue_latency_p95_seconds"));
+            changes.extend(out.symptoms);
+        }
+        let kinds: Vec<SymptomKind> = changes
+            .iter()
+            .filter_map(|c| match c {
+                SymptomChange::Opened { symptom } => Some(symptom.kind),
+                SymptomChange::Resolved { .. } => None,
+            })
+            .collect();
+        assert_eq!(kinds, [SymptomKind::RunQueueLatency]);
     }
 
     #[test]
