@@ -20,6 +20,31 @@ pub struct PodBody {
     cluster: Cluster,
 }
 
+/// Creates `name` afresh (deleting an earlier one) as a one-container pod bound to `node`, and
+/// waits until kwok has given it an IP.
+pub async fn fresh_pod(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    node: &str,
+) -> anyhow::Result<k8s_openapi::api::core::v1::Pod> {
+    use kube::api::{DeleteParams, PostParams};
+    let _ = pods.delete(name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
+    crate::poll::until("the old pod is gone", std::time::Duration::from_secs(30), || async {
+        Ok(pods.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await?;
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {"nodeName": node, "containers": [{"name": "main", "image": "registry.example/app:1"}]}
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    crate::poll::until("the pod has an IP", std::time::Duration::from_secs(30), || async {
+        Ok(pods.get(name).await?.status.and_then(|s| s.pod_ip).is_some().then_some(()))
+    })
+    .await?;
+    Ok(pods.get(name).await?)
+}
+
 fn script() -> std::path::PathBuf {
     repo_root().join("tests/cluster/pod-body")
 }

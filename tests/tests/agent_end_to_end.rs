@@ -11,34 +11,16 @@ use std::time::Duration;
 use anyhow::Context;
 use causely_tests::cluster::Cluster;
 use causely_tests::mediator::{Mediator, MediatorOptions, agent_token, ensure_namespace, reqwest_client};
-use causely_tests::pod_body::PodBody;
+use causely_tests::pod_body::{PodBody, fresh_pod};
 use causely_tests::poll;
 use causely_tests::workspace::{repo_root, workspace_bin};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::Api;
 use serde_json::Value;
 
 const NS: &str = "agent-e2e";
 const NODE: &str = "kwok-node-2";
 const VICTORIA: &str = "http://127.0.0.1:38428";
-
-async fn pod(pods: &Api<Pod>, name: &str) -> anyhow::Result<Pod> {
-    let _ = pods.delete(name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
-    poll::until("the old pod is gone", Duration::from_secs(30), || async {
-        Ok(pods.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await?;
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"nodeName": NODE, "containers": [{"name": "main", "image": "registry.example/app:1"}]}
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    poll::until("the pod has an IP", Duration::from_secs(30), || async {
-        Ok(pods.get(name).await?.status.and_then(|s| s.pod_ip).is_some().then_some(()))
-    })
-    .await?;
-    Ok(pods.get(name).await?)
-}
 
 /// The built-in agent rules with a 3 s window for container CPU, so the test need not wait a minute.
 fn quick_rules(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
@@ -75,9 +57,9 @@ async fn pods_made_real_become_topology_raw_samples_and_symptoms() -> anyhow::Re
     let client = cluster.client().await?;
     ensure_namespace(&client, NS).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    pod(&pods, "server").await?;
-    let client_pod = pod(&pods, "client").await?;
-    pod(&pods, "burner").await?;
+    fresh_pod(&pods, "server", NODE).await?;
+    let client_pod = fresh_pod(&pods, "client", NODE).await?;
+    fresh_pod(&pods, "burner", NODE).await?;
 
     let dir = tempfile::tempdir()?;
     let mediator = Mediator::start(&cluster, &dir.path().join("mediator"), MediatorOptions::new(NS)).await?;
@@ -107,21 +89,24 @@ async fn pods_made_real_become_topology_raw_samples_and_symptoms() -> anyhow::Re
     let _agent = Agent(agent);
 
     // Topology: the client pod calls the server pod (pods without a controller stand for themselves).
-    let calls = poll::until("the client → server call reaches the mediator's topology", Duration::from_secs(60), || {
-        let mediator = &mediator;
-        async move {
-            let topology = mediator.get_json("/v1/topology").await?;
-            let found = topology["edges"].as_array().into_iter().flatten().find(|e| {
-                e["relation"]["type"] == "calls"
-                    && e["from"] == format!("pod/{NS}/client")
-                    && e["to"] == format!("pod/{NS}/server")
-                    && e["relation"]["port"] == 18080
-            });
-            Ok(found.cloned())
-        }
-    })
-    .await
-    .with_context(|| format!("agent log: {}", std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()))?;
+    let calls =
+        poll::until("the client → server call reaches the mediator's topology", Duration::from_secs(60), || {
+            let mediator = &mediator;
+            async move {
+                let topology = mediator.get_json("/v1/topology").await?;
+                let found = topology["edges"].as_array().into_iter().flatten().find(|e| {
+                    e["relation"]["type"] == "calls"
+                        && e["from"] == format!("pod/{NS}/client")
+                        && e["to"] == format!("pod/{NS}/server")
+                        && e["relation"]["port"] == 18080
+                });
+                Ok(found.cloned())
+            }
+        })
+        .await
+        .with_context(|| {
+            format!("agent log: {}", std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default())
+        })?;
     assert_eq!(calls["relation"]["protocol"], "tcp");
 
     // Raw counters are in VictoriaMetrics, labelled by pod UID; they never went to the mediator.
@@ -134,12 +119,7 @@ async fn pods_made_real_become_topology_raw_samples_and_symptoms() -> anyhow::Re
             let query = format!("causely_tcp_established{{pod_uid=\"{uid}\"}}");
             let mut url = reqwest::Url::parse(&format!("{VICTORIA}/api/v1/export"))?;
             url.query_pairs_mut().append_pair("match[]", &query);
-            let text = http
-                .get(url)
-                .send()
-                .await?
-                .text()
-                .await?;
+            let text = http.get(url).send().await?.text().await?;
             Ok((!text.trim().is_empty()).then_some(text))
         }
     })

@@ -7,30 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use causely_tests::cluster::Cluster;
 use causely_tests::mediator::ensure_namespace;
-use causely_tests::pod_body::PodBody;
+use causely_tests::pod_body::{PodBody, fresh_pod};
 use causely_tests::poll;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::Api;
 
 const NS: &str = "pod-body";
-
-async fn pod_with_ip(pods: &Api<Pod>, name: &str) -> anyhow::Result<Pod> {
-    let _ = pods.delete(name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
-    poll::until("the old pod is gone", Duration::from_secs(30), || async {
-        Ok(pods.get_opt(name).await?.is_none().then_some(()))
-    })
-    .await?;
-    let pod: Pod = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": name},
-        "spec": {"nodeName": "kwok-node-1", "containers": [{"name": "main", "image": "registry.example/app:1"}]}
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    poll::until("the pod has an IP", Duration::from_secs(30), || async {
-        Ok(pods.get(name).await?.status.and_then(|s| s.pod_ip).is_some().then_some(()))
-    })
-    .await?;
-    Ok(pods.get(name).await?)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_pods_made_real_talk_over_their_pod_ips_from_kubelet_named_cgroups() -> anyhow::Result<()> {
@@ -38,8 +20,8 @@ async fn two_pods_made_real_talk_over_their_pod_ips_from_kubelet_named_cgroups()
     let client = cluster.client().await?;
     ensure_namespace(&client, NS).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let server_pod = pod_with_ip(&pods, "server").await?;
-    pod_with_ip(&pods, "client").await?;
+    let server_pod = fresh_pod(&pods, "server", "kwok-node-1").await?;
+    fresh_pod(&pods, "client", "kwok-node-1").await?;
     let server = PodBody::run(&cluster, NS, "server", None, &["python3", "-m", "http.server", "18080"])?;
     let caller = PodBody::run(&cluster, NS, "client", None, &["sleep", "300"])?;
     assert_eq!(Some(server.ip.clone()), server_pod.status.and_then(|s| s.pod_ip));
