@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -26,6 +26,7 @@ manifests:
 bench:
 	cargo bench -p kubectl-causely --bench render
 	cargo bench -p causely-mediator --bench index
+	cargo bench -p causely-agent --bench ebpf
 
 # Install, upgrade and uninstall times on the local cluster.
 bench-lifecycle: deps
@@ -38,6 +39,10 @@ bench-audit: deps
 # The mediator against the local cluster: memory per pod through the real API server, egress bytes.
 bench-mediator: deps
 	scripts/bench-mediator
+
+# Egress bytes against raw bytes stored in VictoriaMetrics for a small demo workload (root).
+bench-egress: deps
+	scripts/bench-egress
 
 cluster-up: deps
 	tests/cluster/up
