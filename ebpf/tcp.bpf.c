@@ -148,6 +148,17 @@ static __always_inline int fill_key(struct agg_key *key, const struct sock *sk, 
     return 1;
 }
 
+// The aggregate key of a tracked socket: the one stored when it established, or, before that (a
+// failed connect, a SYN retransmit), built from the socket, whose tuple is complete by then.
+static __always_inline int key_of(struct agg_key *key, const struct sock_info *info, const struct sock *sk)
+{
+    if (info->has_key) {
+        *key = info->key;
+        return 1;
+    }
+    return fill_key(key, sk, info->cgroup_id, info->direction);
+}
+
 // The aggregate for `key` in the current generation, created if missing.
 static __always_inline struct agg_val *agg_for(struct agg_key key)
 {
@@ -252,9 +263,7 @@ int BPF_PROG(tcp_set_state, const struct sock *sk, const int oldstate, const int
         }
         // Copy out before deleting: the value pointer dies with the element.
         struct agg_key key;
-        if (info->has_key)
-            key = info->key;
-        else if (!fill_key(&key, sk, info->cgroup_id, info->direction))
+        if (!key_of(&key, info, sk))
             return 0;
         bpf_map_delete_elem(&tcp_socks, &sk_key);
         struct agg_val *val = agg_for(key);
@@ -286,11 +295,8 @@ int BPF_PROG(tcp_retransmit, const struct sock *sk)
         count_lost(UNTRACKED_SOCK);
         return 0;
     }
-    // A SYN retransmit has no stored key yet: the tuple is complete by then, so build it.
     struct agg_key key;
-    if (info->has_key)
-        key = info->key;
-    else if (!fill_key(&key, sk, info->cgroup_id, info->direction))
+    if (!key_of(&key, info, sk))
         return 0;
     struct agg_val *val = agg_for(key);
     if (val)

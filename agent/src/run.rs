@@ -96,6 +96,9 @@ async fn shutdown() {
     }
 }
 
+/// How often the pod list is refreshed when every container already has a name.
+const NAMES_EVERY: Duration = Duration::from_secs(60);
+
 /// The pods on this node from the mediator; `None` when it cannot be asked now.
 async fn pod_list(http: &reqwest::Client, url: &Url, node: &str, token_file: &std::path::Path) -> Option<NodePods> {
     let mut url = url.join("/v1/pods").ok()?;
@@ -153,14 +156,21 @@ async fn rounds(
     };
     let mut pipeline = Pipeline::new(&cli.node_name, detector);
     let mut names = PodNames::default();
+    // The pod list is asked for when a container has no name yet, and otherwise once a minute
+    // (for renamed or replaced pods), not every round: each answer is a scan on the mediator.
+    let mut names_due = true;
+    let mut names_at = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(cli.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match pod_list(&http, &mediator_url, &cli.node_name, &cli.token_file).await {
-            Some(pods) => names = PodNames::new(pods),
-            None => {
-                stats.pod_list_errors.fetch_add(1, Ordering::Relaxed);
+        if names_due || names_at.elapsed() >= NAMES_EVERY {
+            names_at = tokio::time::Instant::now();
+            match pod_list(&http, &mediator_url, &cli.node_name, &cli.token_file).await {
+                Some(pods) => names = PodNames::new(pods),
+                None => {
+                    stats.pod_list_errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         stats.pods_known.store(names.len() as u64, Ordering::Relaxed);
@@ -219,6 +229,7 @@ async fn rounds(
             }
         }
         let out = pipeline.round(input, &names);
+        names_due = out.unnamed_containers > 0;
         for sample in out.samples {
             stats.samples.fetch_add(1, Ordering::Relaxed);
             if !samples.push(sample) {

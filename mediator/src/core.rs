@@ -55,6 +55,8 @@ pub struct Core {
     /// Symptom changes not yet carried by an accepted batch.
     unsent: Vec<SymptomChange>,
     pub agents: BTreeMap<String, AgentSeen>,
+    /// Something the topology is built from changed since the last build.
+    stale: bool,
 }
 
 impl Core {
@@ -69,19 +71,24 @@ impl Core {
             sent: None,
             unsent: Vec::new(),
             agents: BTreeMap::new(),
+            stale: true,
         }
     }
 
+    // Events feed no entity or edge, so they leave the topology as it is.
     pub fn apply(&mut self, object: &ClusterObject) {
         self.index.apply(object);
+        self.stale |= object.kind() != ObjectKind::Event;
     }
 
     pub fn delete(&mut self, object: &ClusterObject) {
         self.index.delete(object);
+        self.stale |= object.kind() != ObjectKind::Event;
     }
 
     pub fn replace(&mut self, kind: ObjectKind, objects: &[ClusterObject]) {
         self.index.replace(kind, objects);
+        self.stale |= kind != ObjectKind::Event;
     }
 
     /// Joins one authenticated agent report; returns what it contributed and the stream events.
@@ -90,6 +97,7 @@ impl Core {
         for observation in &report.connections {
             if matches!(self.calls.observe(&self.index, &report.node, observation, now), JoinOutcome::Joined { .. }) {
                 summary.connections_resolved += 1;
+                self.stale = true;
             } else {
                 summary.connections_unresolved += 1;
             }
@@ -114,7 +122,8 @@ impl Core {
         events
     }
 
-    /// Re-evaluates cluster symptoms, expires stale calls and rebuilds the topology; returns the
+    /// Re-evaluates cluster symptoms, expires stale calls and rebuilds the topology when something
+    /// it is built from changed; returns the
     /// stream events for what changed. `listed` says the index holds a full list of every kind:
     /// only then does an entity's absence mean it is gone.
     pub fn tick(&mut self, now: UnixMillis, listed: bool) -> Vec<StreamEvent> {
@@ -125,7 +134,12 @@ impl Core {
         }
         let mut events = self.record(changes);
         let ttl = u64::try_from(self.call_ttl.as_millis()).unwrap_or(u64::MAX);
+        let calls = self.calls.len();
         self.calls.expire(now, ttl);
+        self.stale |= self.calls.len() != calls;
+        if !std::mem::take(&mut self.stale) {
+            return events;
+        }
         let topology = Topology::build(&self.index, &self.calls);
         let delta = topology.delta_since(&self.published);
         // An unchanged topology keeps the old allocation, which the last batch may share.
