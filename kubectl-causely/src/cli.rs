@@ -260,6 +260,14 @@ pub struct ClusterFlags {
     pub request_timeout: Duration,
 }
 
+/// How to reach the mediator's read API.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MediatorFlags {
+    /// Reach the mediator at this URL instead of through the API server's service proxy.
+    #[arg(long, value_name = "URL", env = "CAUSELY_MEDIATOR_URL")]
+    pub mediator_url: Option<String>,
+}
+
 /// Output format for commands that print a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {

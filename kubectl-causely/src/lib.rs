@@ -9,6 +9,7 @@ pub mod commands;
 pub mod exit;
 pub mod health;
 pub mod kubeconfig;
+pub mod mediator_api;
 pub mod options;
 pub mod out;
 pub mod plan;
