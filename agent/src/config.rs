@@ -38,6 +38,26 @@ pub struct Cli {
     /// Symptom rules (JSON, unknown keys rejected); the built-in defaults when absent.
     #[arg(long, env = "CAUSELY_RULES")]
     pub rules: Option<PathBuf>,
+    /// This node's kubelet, e.g. `https://10.0.0.7:10250`: its `/metrics` and `/metrics/cadvisor`
+    /// are read into VictoriaMetrics, and cAdvisor's labels help name containers. Off when absent.
+    #[arg(long, env = "CAUSELY_KUBELET_URL")]
+    pub kubelet_url: Option<String>,
+    /// The token the kubelet authorizes (`nodes/metrics`); re-read on every scrape.
+    #[arg(
+        long,
+        env = "CAUSELY_KUBELET_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub kubelet_token_file: PathBuf,
+    /// CA bundle that signed the kubelet's serving certificate (else the system roots).
+    #[arg(long, env = "CAUSELY_KUBELET_CA_FILE")]
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet serving certificate (self-signed ones, as metrics-server's --kubelet-insecure-tls).
+    #[arg(long, env = "CAUSELY_KUBELET_INSECURE_SKIP_TLS_VERIFY")]
+    pub kubelet_insecure_skip_tls_verify: bool,
+    /// How often the kubelet is read.
+    #[arg(long, env = "CAUSELY_KUBELET_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub kubelet_interval: Duration,
     /// Bound of the on-disk sample spool, in bytes; beyond it the oldest samples are dropped.
     #[arg(long, env = "CAUSELY_SPOOL_BYTES", default_value_t = 200 * 1024 * 1024)]
     pub spool_bytes: u64,

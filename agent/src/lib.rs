@@ -9,6 +9,7 @@ pub mod collect;
 pub mod config;
 pub mod detect;
 pub mod ebpf;
+pub mod kubelet;
 pub mod pipeline;
 pub mod run;
 pub mod serve;

@@ -17,6 +17,7 @@ use crate::collect::{Collector, CollectorConfig};
 use crate::config::Cli;
 use crate::detect::{Detector, RuleSet};
 use crate::ebpf::{SchedProbe, TcpProbe};
+use crate::kubelet::scrape::{Kubelet, KubeletConfig, KubeletStats};
 use crate::pipeline::{ConnectionInput, Pipeline, PodNames, RoundInput, RunQueueInput};
 use crate::serve::{Endpoints, RoundStats};
 use crate::ship::mediator::{MediatorConfig, ReportSender, bearer, mediator};
@@ -36,12 +37,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => RuleSet::builtin().context("the built-in rules")?,
     };
     let detector = Detector::new(rules).context("rules")?;
+    let kubelet = kubelet_config(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(agent(cli, mediator_url, vm_url, detector))
+    runtime.block_on(agent(cli, mediator_url, vm_url, detector, kubelet))
+}
+
+/// The kubelet scrape settings, when `--kubelet-url` is given (and not `none`).
+fn kubelet_config(cli: &Cli) -> anyhow::Result<Option<KubeletConfig>> {
+    let Some(url) = cli.kubelet_url.as_deref().filter(|u| *u != "none") else { return Ok(None) };
+    let url = Url::parse(url).with_context(|| format!("--kubelet-url {url:?}"))?;
+    anyhow::ensure!(url.scheme() == "https" || url.scheme() == "http", "--kubelet-url {url}: not http(s)");
+    if let Some(ca) = &cli.kubelet_ca_file {
+        anyhow::ensure!(ca.is_file(), "--kubelet-ca-file {}: no such file", ca.display());
+    }
+    Ok(Some(KubeletConfig {
+        url,
+        token_file: Some(cli.kubelet_token_file.clone()),
+        ca_file: cli.kubelet_ca_file.clone(),
+        insecure_skip_tls_verify: cli.kubelet_insecure_skip_tls_verify,
+        interval: cli.kubelet_interval,
+        timeout: Duration::from_secs(10),
+        max_bytes: 64 << 20,
+    }))
 }
 
 fn now_ms() -> u64 {
@@ -51,7 +72,13 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-async fn agent(cli: Cli, mediator_url: Url, vm_url: Url, detector: Detector) -> anyhow::Result<()> {
+async fn agent(
+    cli: Cli,
+    mediator_url: Url,
+    vm_url: Url,
+    detector: Detector,
+    kubelet: Option<KubeletConfig>,
+) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
@@ -61,8 +88,18 @@ async fn agent(cli: Cli, mediator_url: Url, vm_url: Url, detector: Detector) -> 
     let (samples, vm) = victoria(vm_config).context("the VictoriaMetrics shipper")?;
     let (reports, reporter) =
         mediator(MediatorConfig::new(mediator_url.clone(), cli.token_file.clone())).context("the mediator reporter")?;
-    let endpoints =
-        Endpoints { stats: Arc::new(RoundStats::default()), victoria: samples.probe(), mediator: reports.probe() };
+    let endpoints = Endpoints {
+        stats: Arc::new(RoundStats::default()),
+        victoria: samples.probe(),
+        mediator: reports.probe(),
+        kubelet: Arc::new(KubeletStats::default()),
+    };
+    let (kubelet_names_tx, kubelet_names) = tokio::sync::watch::channel(NodePods::default());
+    if let Some(config) = kubelet {
+        let kubelet = Kubelet::new(config).context("the kubelet client")?;
+        let (node, sink, stats) = (cli.node_name.clone(), samples.clone(), endpoints.kubelet.clone());
+        tokio::spawn(crate::kubelet::scrape::run(kubelet, node, sink, kubelet_names_tx, stats));
+    }
     let listener =
         tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("listening on {}", cli.listen))?;
     tokio::spawn(async move {
@@ -76,7 +113,7 @@ async fn agent(cli: Cli, mediator_url: Url, vm_url: Url, detector: Detector) -> 
         }
     });
     let server = axum::serve(listener, crate::serve::router(endpoints.clone()));
-    let rounds = rounds(cli, mediator_url, detector, samples, reports, endpoints.stats);
+    let rounds = rounds(cli, mediator_url, detector, samples, reports, endpoints.stats, kubelet_names);
     tokio::select! {
         served = server => served.context("serving")?,
         () = rounds => {}
@@ -119,6 +156,7 @@ async fn rounds(
     samples: SampleSender,
     reports: ReportSender,
     stats: Arc<RoundStats>,
+    kubelet_names: tokio::sync::watch::Receiver<NodePods>,
 ) {
     let mut collector =
         match Collector::new(CollectorConfig { host_root: cli.host_root.clone(), node: cli.node_name.clone() }) {
@@ -155,7 +193,7 @@ async fn rounds(
         }
     };
     let mut pipeline = Pipeline::new(&cli.node_name, detector);
-    let mut names = PodNames::default();
+    let mut mediator_names = PodNames::default();
     // The pod list is asked for when a container has no name yet, and otherwise once a minute
     // (for renamed or replaced pods), not every round: each answer is a scan on the mediator.
     let mut names_due = true;
@@ -167,12 +205,13 @@ async fn rounds(
         if names_due || names_at.elapsed() >= NAMES_EVERY {
             names_at = tokio::time::Instant::now();
             match pod_list(&http, &mediator_url, &cli.node_name, &cli.token_file).await {
-                Some(pods) => names = PodNames::new(pods),
+                Some(pods) => mediator_names = PodNames::new(pods),
                 None => {
                     stats.pod_list_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
+        let names = mediator_names.clone().with_fallback(&kubelet_names.borrow());
         stats.pods_known.store(names.len() as u64, Ordering::Relaxed);
         let time_ms = now_ms();
         let mut input = RoundInput { time_ms, ..RoundInput::default() };
@@ -198,6 +237,7 @@ async fn rounds(
                             established: c.established,
                             failed: c.failed,
                             retransmits: c.retransmits,
+                            rtt_us: c.mean_rtt_us(),
                         })
                         .collect();
                 }

@@ -10,6 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::kubelet::Endpoint;
+use crate::kubelet::scrape::KubeletStats;
 use crate::ship::mediator::MediatorProbe;
 use crate::ship::victoria::VictoriaProbe;
 
@@ -36,6 +38,7 @@ pub struct Endpoints {
     pub stats: Arc<RoundStats>,
     pub victoria: VictoriaProbe,
     pub mediator: MediatorProbe,
+    pub kubelet: Arc<KubeletStats>,
 }
 
 fn line(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
@@ -128,7 +131,30 @@ pub fn render(e: &Endpoints) -> String {
         "Reports dropped from the full queue",
         m.dropped_reports,
     );
+    kubelet_lines(&mut out, &e.kubelet);
     out
+}
+
+fn kubelet_lines(out: &mut String, k: &KubeletStats) {
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    out.push_str("# HELP causely_agent_kubelet_scrapes_total Reads of the kubelet's metrics endpoints\n");
+    out.push_str("# TYPE causely_agent_kubelet_scrapes_total counter\n");
+    for endpoint in Endpoint::ALL {
+        let i = KubeletStats::index(endpoint);
+        for (result, value) in [("ok", get(&k.ok[i])), ("error", get(&k.failed[i]))] {
+            out.push_str(&format!(
+                "causely_agent_kubelet_scrapes_total{{endpoint=\"{}\",result=\"{result}\"}} {value}\n",
+                endpoint.name()
+            ));
+        }
+    }
+    out.push_str("# HELP causely_agent_kubelet_samples_total Raw samples read from the kubelet\n");
+    out.push_str("# TYPE causely_agent_kubelet_samples_total counter\n");
+    for endpoint in Endpoint::ALL {
+        let value = get(&k.samples[KubeletStats::index(endpoint)]);
+        out.push_str(&format!("causely_agent_kubelet_samples_total{{endpoint=\"{}\"}} {value}\n", endpoint.name()));
+    }
+    line(out, "kubelet_pods_named", "gauge", "Pods the kubelet's cAdvisor labels named", get(&k.pods_named));
 }
 
 async fn metrics(State(e): State<Endpoints>) -> Response {

@@ -22,12 +22,13 @@ const NS: &str = "agent-e2e";
 const NODE: &str = "kwok-node-2";
 const VICTORIA: &str = "http://127.0.0.1:38428";
 
-/// The built-in agent rules with a 3 s window for container CPU, so the test need not wait a minute.
+/// The built-in agent rules with a 3 s window for container CPU use and throttling, so the test
+/// need not wait a minute.
 fn quick_rules(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
     let text = std::fs::read_to_string(repo_root().join("agent/src/detect/default-rules.json"))?;
     let mut rules: Value = serde_json::from_str(&text)?;
     for rule in rules["rules"].as_array_mut().context("rules")? {
-        if rule["id"] == "agent.container.cpu-utilization" {
+        if rule["id"] == "agent.container.cpu-utilization" || rule["id"] == "agent.container.cpu-throttling" {
             rule["windowSeconds"] = 3.into();
         }
     }
@@ -45,10 +46,17 @@ impl Drop for Agent {
     }
 }
 
-fn symptom_of(symptoms: &Value, list: &str, entity: &str) -> usize {
-    symptoms[list].as_array().map_or(0, |items| {
-        items.iter().filter(|s| s["entity"] == entity && s["kind"] == "high-cpu-utilization").count()
-    })
+/// The CPU burner's symptoms: over its limit, and throttled by its CFS quota.
+const BURNER_KINDS: [&str; 2] = ["high-cpu-utilization", "cpu-throttling"];
+
+fn symptom_of(symptoms: &Value, list: &str, entity: &str, kind: &str) -> usize {
+    symptoms[list]
+        .as_array()
+        .map_or(0, |items| items.iter().filter(|s| s["entity"] == entity && s["kind"] == kind).count())
+}
+
+fn each_burner_symptom(symptoms: &Value, list: &str, entity: &str, count: usize) -> bool {
+    BURNER_KINDS.iter().all(|kind| symptom_of(symptoms, list, entity, kind) == count)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -130,19 +138,24 @@ async fn pods_made_real_become_topology_raw_samples_and_symptoms() -> anyhow::Re
     assert!(!ledger.contains("causely_tcp_established") && !ledger.contains(&uid), "raw series or UIDs in egress");
     assert!(egress["batchesAccepted"].as_u64().unwrap_or(0) > 0, "{egress}");
 
-    // The burner uses all of its tenth of a core: one symptom opens, and resolves once it stops.
+    // The burner uses all of its tenth of a core and is throttled in every CFS period: one
+    // high-CPU and one throttling symptom open, and each resolves once it stops.
     let entity = format!("container/{NS}/burner/main");
-    poll::until("the CPU burner's symptom opens", Duration::from_secs(60), || {
-        let (mediator, entity) = (&mediator, entity.clone());
-        async move { Ok((symptom_of(&mediator.get_json("/v1/symptoms").await?, "open", &entity) == 1).then_some(())) }
-    })
-    .await?;
-    drop(burner);
-    poll::until("the CPU burner's symptom resolves", Duration::from_secs(60), || {
+    poll::until("the CPU burner's symptoms open", Duration::from_secs(60), || {
         let (mediator, entity) = (&mediator, entity.clone());
         async move {
             let s = mediator.get_json("/v1/symptoms").await?;
-            Ok((symptom_of(&s, "open", &entity) == 0 && symptom_of(&s, "recent", &entity) == 1).then_some(()))
+            Ok(each_burner_symptom(&s, "open", &entity, 1).then_some(()))
+        }
+    })
+    .await?;
+    drop(burner);
+    poll::until("the CPU burner's symptoms resolve", Duration::from_secs(60), || {
+        let (mediator, entity) = (&mediator, entity.clone());
+        async move {
+            let s = mediator.get_json("/v1/symptoms").await?;
+            Ok((each_burner_symptom(&s, "open", &entity, 0) && each_burner_symptom(&s, "recent", &entity, 1))
+                .then_some(()))
         }
     })
     .await?;

@@ -29,6 +29,8 @@ pub struct ConnectionInput {
     pub established: u64,
     pub failed: u64,
     pub retransmits: u64,
+    /// Mean smoothed RTT (microseconds) of the connections that closed in the round, if any did.
+    pub rtt_us: Option<u64>,
 }
 
 /// The 95th percentile of one cgroup's run-queue latency over the round (the upper bound of the
@@ -191,6 +193,14 @@ impl Pipeline {
                     time_ms: input.time_ms,
                 });
             }
+            if let Some(rtt_us) = c.rtt_us {
+                out.samples.push(Sample {
+                    metric: "causely_tcp_rtt_seconds".to_owned(),
+                    labels: labels.clone(),
+                    value: rtt_us as f64 / 1e6,
+                    time_ms: input.time_ms,
+                });
+            }
             if let Some(entity) = names.container(pod) {
                 let entry = per_container.entry(entity).or_default();
                 entry.0 += c.retransmits;
@@ -337,6 +347,7 @@ mod tests {
             established: 7,
             failed: 2,
             retransmits: 1,
+            rtt_us: Some(1_500),
         };
         let host = ConnectionInput { pod: None, ..connection.clone() };
         let out = p.round(
@@ -350,6 +361,28 @@ mod tests {
         let retransmits: Vec<&Sample> = out.samples.iter().filter(|s| s.metric == "causely_tcp_retransmits").collect();
         assert_eq!(retransmits.len(), 1);
         assert_eq!(retransmits[0].value, 1.0);
+        let rtt: Vec<&Sample> = out.samples.iter().filter(|s| s.metric == "causely_tcp_rtt_seconds").collect();
+        assert_eq!(rtt.len(), 1);
+        assert_eq!(rtt[0].value, 0.0015);
+        assert!(!serde_json::to_string(&out.connections).unwrap().contains("1500"), "RTT stays raw");
+    }
+
+    #[test]
+    fn a_round_in_which_no_connection_closed_has_no_rtt_sample() {
+        let mut p = pipeline();
+        let connection = ConnectionInput {
+            pod: Some(pod()),
+            local: "10.244.1.5:0".parse().unwrap(),
+            remote: "10.96.0.20:5432".parse().unwrap(),
+            direction: Direction::Outbound,
+            established: 1,
+            failed: 0,
+            retransmits: 0,
+            rtt_us: None,
+        };
+        let out =
+            p.round(RoundInput { connections: vec![connection], time_ms: 1_000, ..RoundInput::default() }, &names());
+        assert!(out.samples.iter().all(|s| s.metric != "causely_tcp_rtt_seconds"));
     }
 
     #[test]

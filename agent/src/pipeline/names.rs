@@ -1,5 +1,6 @@
 //! Names the containers behind cgroups: the agent knows a cgroup's pod UID and container id; the
-//! mediator's `GET /v1/pods?node=` says which namespace, pod and container those are.
+//! mediator's `GET /v1/pods?node=` says which namespace, pod and container those are, and so do
+//! the labels of the kubelet's cAdvisor metrics when the kubelet can be read.
 
 use std::collections::HashMap;
 
@@ -17,6 +18,31 @@ pub struct PodNames {
 impl PodNames {
     pub fn new(pods: NodePods) -> Self {
         PodNames { by_uid: pods.pods.into_iter().map(|p| (p.uid.clone(), p)).collect() }
+    }
+
+    /// These names, with the pods and containers they lack filled in from `kubelet` (cAdvisor's
+    /// labels). The mediator's answer wins where both know a pod: it is the API server's view.
+    pub fn with_fallback(mut self, kubelet: &NodePods) -> Self {
+        for pod in &kubelet.pods {
+            match self.by_uid.get_mut(&pod.uid) {
+                None => {
+                    self.by_uid.insert(pod.uid.clone(), pod.clone());
+                }
+                Some(known) => {
+                    for container in &pod.containers {
+                        let has_id = known.containers.iter().any(|c| c.id.is_some() && c.id == container.id);
+                        let same_name = known.containers.iter_mut().find(|c| c.name == container.name);
+                        match (has_id, same_name) {
+                            (true, _) => {}
+                            (false, Some(named)) if named.id.is_none() => named.id.clone_from(&container.id),
+                            (false, Some(_)) => {}
+                            (false, None) => known.containers.push(container.clone()),
+                        }
+                    }
+                }
+            }
+        }
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -83,6 +109,34 @@ mod tests {
     fn containers_are_named_by_their_runtime_id() {
         assert_eq!(names().container(&cgroup("u1", "bb")), Some(EntityId::container("shop", "web-1", "proxy")));
         assert_eq!(names().container(&cgroup("u1", "cc")), None, "an id the pod does not have");
+    }
+
+    #[test]
+    fn the_kubelets_names_fill_in_pods_and_container_ids_the_mediator_did_not_give() {
+        let kubelet = NodePods {
+            pods: vec![
+                NodePod {
+                    uid: "u3".into(),
+                    namespace: "elsewhere".into(),
+                    name: "renamed".into(),
+                    containers: vec![NodeContainer { name: "b".into(), id: Some("b3".into()) }],
+                },
+                NodePod {
+                    uid: "u4".into(),
+                    namespace: "ops".into(),
+                    name: "new-0".into(),
+                    containers: vec![NodeContainer { name: "main".into(), id: Some("d4".into()) }],
+                },
+            ],
+        };
+        let names = names().with_fallback(&kubelet);
+        assert_eq!(names.container(&cgroup("u4", "d4")), Some(EntityId::container("ops", "new-0", "main")));
+        assert_eq!(
+            names.container(&cgroup("u3", "b3")),
+            Some(EntityId::container("shop", "two", "b")),
+            "the id fills the mediator's container; the mediator's pod name stays"
+        );
+        assert_eq!(names.container(&cgroup("u1", "aa")), Some(EntityId::container("shop", "web-1", "app")));
     }
 
     #[test]

@@ -110,6 +110,11 @@ pub fn daemon_set(settings: &Settings) -> DaemonSet {
             pod::env("CAUSELY_HOST_ROOT", "/host"),
             pod::env("CAUSELY_TOKEN_FILE", format!("{MEDIATOR_TOKEN_DIR}/token")),
             pod::env("CAUSELY_STATE_DIR", SPOOL_DIR),
+            // The kubelet of its own node, read with the ServiceAccount token (`nodes/metrics`);
+            // its serving certificate checked against the cluster CA.
+            pod::env_field("NODE_IP", "status.hostIP"),
+            pod::env("CAUSELY_KUBELET_URL", format!("https://$(NODE_IP):{}", ports::KUBELET)),
+            pod::env("CAUSELY_KUBELET_CA_FILE", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
         ]),
         ports: Some(vec![ContainerPort {
             name: Some("health".to_owned()),
