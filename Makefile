@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-agent cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -27,6 +27,7 @@ bench:
 	cargo bench -p kubectl-causely --bench render
 	cargo bench -p causely-mediator --bench index
 	cargo bench -p causely-agent --bench ebpf
+	cargo bench -p causely-agent --bench pipeline
 
 # Install, upgrade and uninstall times on the local cluster.
 bench-lifecycle: deps
@@ -43,6 +44,10 @@ bench-mediator: deps
 # Egress bytes against raw bytes stored in VictoriaMetrics for a small demo workload (root).
 bench-egress: deps
 	scripts/bench-egress
+
+# The agent's RSS and CPU at idle and under 10k TCP connections/s, and its kernel ns per run (root).
+bench-agent: deps
+	scripts/bench-agent
 
 cluster-up: deps
 	tests/cluster/up

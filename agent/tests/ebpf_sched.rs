@@ -54,6 +54,16 @@ fn the_tasks_of_a_cgroup_land_in_its_run_queue_histogram() {
     assert!(count >= 300, "cgroup {cgroup_id}: {seen:?}");
     assert_eq!(bucketed, count, "every wait lands in exactly one bucket");
     assert!(seen.iter().all(|h| h.sum_ns > 0));
+    // Slot i holds waits in [2^i, 2^(i+1)) us (slot 0 from 0), so the total wait lies between the
+    // sums of the lower and of the upper bounds of the slots the waits landed in.
+    for h in seen.iter().filter(|h| h.count > 0) {
+        let total_us = h.sum_ns as f64 / 1_000.0;
+        let bounds =
+            |edge: fn(usize) -> f64| h.buckets.iter().enumerate().map(|(i, &n)| n as f64 * edge(i)).sum::<f64>();
+        let (lower, upper) =
+            (bounds(|i| if i == 0 { 0.0 } else { (1u64 << i) as f64 }), bounds(|i| (1u64 << (i + 1)) as f64));
+        assert!(lower <= total_us && total_us < upper, "{total_us} us outside [{lower}, {upper}): {:?}", h.buckets);
+    }
     assert_eq!(probe.lost().unwrap(), 0);
     let stats = probe.run_stats().unwrap();
     assert!(stats.iter().any(|s| s.name == "sched_switch" && s.run_count > 0), "{stats:?}");
