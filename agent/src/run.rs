@@ -86,8 +86,11 @@ async fn agent(
     let mut vm_config = VictoriaConfig::new(vm_url, cli.state_dir.join("spool"));
     vm_config.max_spool_bytes = cli.spool_bytes;
     let (samples, vm) = victoria(vm_config).context("the VictoriaMetrics shipper")?;
-    let (reports, reporter) =
-        mediator(MediatorConfig::new(mediator_url.clone(), cli.token_file.clone())).context("the mediator reporter")?;
+    let mut reporting = MediatorConfig::new(mediator_url.clone(), cli.token_file.clone());
+    // Seqs go on increasing across restarts (one report per interval never outruns the clock), so
+    // the mediator never sees a restarted agent's reports as old ones.
+    reporting.first_seq = now_ms();
+    let (reports, reporter) = mediator(reporting).context("the mediator reporter")?;
     let endpoints = Endpoints {
         stats: Arc::new(RoundStats::default()),
         victoria: samples.probe(),

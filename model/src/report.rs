@@ -52,6 +52,10 @@ pub struct ConnectionObservation {
     pub failed: u32,
 }
 
+/// Bounds on one report the mediator accepts, far above what an agent sends per interval.
+pub const MAX_CONNECTIONS: usize = 50_000;
+pub const MAX_SYMPTOM_CHANGES: usize = 5_000;
+
 /// One report from the agent on `node`; `seq` increases by one per report so the mediator can
 /// notice gaps and replays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,18 +2,20 @@
 //!
 //! Each report gets the next seq when it is queued, so seqs increase by one in the order reports
 //! were made and a report dropped here shows up at the mediator as a gap. When the queue is full
-//! the oldest report goes: the newest one carries the freshest connections. Symptom changes in a
-//! dropped report are reported separately, because losing one means the mediator may keep a
-//! resolved symptom open or never see one open, which is worth an alert of its own.
+//! the oldest report goes: the newest one carries the freshest connections. Its symptom changes do
+//! not go with it: they move, in order, to the front of the next report, because losing one means
+//! the mediator may keep a resolved symptom open or never see one open. Only beyond the
+//! mediator's bound on one report's changes are the oldest lost, and those are counted.
 
 use std::collections::VecDeque;
 
-use causely_model::report::AgentReport;
+use causely_model::report::{AgentReport, MAX_SYMPTOM_CHANGES};
 
 /// A report that was dropped to make room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evicted {
     pub seq: u64,
+    /// Symptom changes lost with it (beyond what the next report could carry).
     pub symptom_changes: usize,
 }
 
@@ -32,16 +34,27 @@ impl ReportQueue {
     }
 
     /// Queues `report` under the next seq (overwriting whatever seq it had) and returns that seq
-    /// and the report dropped to make room, if any.
+    /// and the report dropped to make room, if any. The dropped report's symptom changes go to the
+    /// front of the next one (never the one being sent: that is the one dropped).
     pub fn push(&mut self, mut report: AgentReport) -> (u64, Option<Evicted>) {
         report.seq = self.next_seq;
         self.next_seq += 1;
-        let evicted = if self.reports.len() >= self.capacity {
-            self.reports.pop_front().map(|old| Evicted { seq: old.seq, symptom_changes: old.symptoms.len() })
-        } else {
-            None
-        };
+        let old = if self.reports.len() >= self.capacity { self.reports.pop_front() } else { None };
         self.reports.push_back(report);
+        let evicted = old.map(|old| {
+            let lost = match self.reports.front_mut() {
+                Some(next) => {
+                    let mut carried = old.symptoms;
+                    carried.append(&mut next.symptoms);
+                    let lost = carried.len().saturating_sub(MAX_SYMPTOM_CHANGES);
+                    carried.drain(..lost);
+                    next.symptoms = carried;
+                    lost
+                }
+                None => old.symptoms.len(),
+            };
+            Evicted { seq: old.seq, symptom_changes: lost }
+        });
         (self.next_seq - 1, evicted)
     }
 
@@ -106,14 +119,33 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_its_oldest_report_and_tells_how_many_symptom_changes_it_held() {
+    fn a_full_queue_drops_its_oldest_report_but_carries_its_symptom_changes_to_the_next_in_order() {
         let mut queue = ReportQueue::new(2, 1);
-        queue.push(report(3));
-        queue.push(report(0));
-        assert_eq!(queue.push(report(1)), (3, Some(Evicted { seq: 1, symptom_changes: 3 })));
+        let first = report(3);
+        let carried = first.symptoms.clone();
+        queue.push(first);
+        queue.push(report(1));
+        assert_eq!(queue.push(report(1)), (3, Some(Evicted { seq: 1, symptom_changes: 0 })));
+        let front = queue.front().unwrap();
+        assert_eq!(front.seq, 2);
+        assert_eq!(front.symptoms.len(), 4);
+        assert_eq!(front.symptoms[..3], carried[..], "the dropped report's changes come first, in order");
         assert_eq!(queue.push(report(0)), (4, Some(Evicted { seq: 2, symptom_changes: 0 })));
-        assert_eq!(queue.front().map(|r| r.seq), Some(3));
+        assert_eq!(queue.front().map(|r| (r.seq, r.symptoms.len())), Some((3, 5)));
         assert_eq!(queue.len(), 2);
+    }
+
+    #[test]
+    fn carried_symptom_changes_beyond_the_mediators_bound_are_lost_oldest_first_and_counted() {
+        let mut queue = ReportQueue::new(1, 1);
+        queue.push(report(MAX_SYMPTOM_CHANGES - 1));
+        let newest = report(2);
+        let kept_last = newest.symptoms.clone();
+        let (_, evicted) = queue.push(newest);
+        assert_eq!(evicted, Some(Evicted { seq: 1, symptom_changes: 1 }));
+        let front = queue.front().unwrap();
+        assert_eq!(front.symptoms.len(), MAX_SYMPTOM_CHANGES);
+        assert_eq!(front.symptoms[MAX_SYMPTOM_CHANGES - 2..], kept_last[..], "the newest changes are kept");
     }
 
     #[test]

@@ -11,9 +11,7 @@ use causely_model::{AgentReport, EntityId, EntityKind, SymptomChange};
 
 use crate::state::{Shared, now};
 
-/// Bounds on one report, far above what an agent sends per interval.
-const MAX_CONNECTIONS: usize = 50_000;
-const MAX_SYMPTOM_CHANGES: usize = 5_000;
+use causely_model::report::{MAX_CONNECTIONS, MAX_SYMPTOM_CHANGES};
 
 fn refuse(shared: &Shared, status: StatusCode, result: &'static str, reason: String) -> Response {
     shared.metrics.intake(result);
