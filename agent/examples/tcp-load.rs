@@ -19,11 +19,9 @@ fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            if let Ok(mut stream) = stream {
-                let mut byte = [0u8; 1];
-                let _ = stream.read(&mut byte);
-            }
+        for mut stream in listener.incoming().flatten() {
+            let mut byte = [0u8; 1];
+            let _ = stream.read(&mut byte);
         }
     });
     let done = Arc::new(AtomicU64::new(0));
