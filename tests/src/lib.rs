@@ -7,5 +7,6 @@ pub mod mediator;
 pub mod plugin;
 pub mod pod_body;
 pub mod poll;
+pub mod service_proxy;
 pub mod upstream;
 pub mod workspace;

@@ -23,6 +23,8 @@ pub struct MediatorOptions {
     pub cluster_id: String,
     pub batch_interval: &'static str,
     pub extra_args: Vec<String>,
+    /// Where it listens; a free loopback port when `None`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl MediatorOptions {
@@ -34,6 +36,7 @@ impl MediatorOptions {
             cluster_id: "test".into(),
             batch_interval: "500ms",
             extra_args: Vec::new(),
+            listen: None,
         }
     }
 }
@@ -46,7 +49,7 @@ pub struct Mediator {
     pub state_dir: PathBuf,
     options: MediatorOptions,
     kubeconfig: PathBuf,
-    port: u16,
+    listen: std::net::SocketAddr,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -56,14 +59,17 @@ fn free_port() -> anyhow::Result<u16> {
 impl Mediator {
     /// Starts a mediator with its state in `state_dir` and waits until it answers `/healthz`.
     pub async fn start(cluster: &Cluster, state_dir: &Path, options: MediatorOptions) -> anyhow::Result<Mediator> {
-        let port = free_port()?;
+        let listen = match options.listen {
+            Some(addr) => addr,
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        };
         let mut mediator = Mediator {
             child: None,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{listen}"),
             state_dir: state_dir.to_owned(),
             options,
             kubeconfig: cluster.kubeconfig.clone(),
-            port,
+            listen,
         };
         mediator.spawn().await?;
         Ok(mediator)
@@ -77,7 +83,7 @@ impl Mediator {
             .open(self.state_dir.with_extension("log"))
             .context("opening the mediator log")?;
         let child = Command::new(workspace_bin("causely-mediator")?)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--listen", &self.listen.to_string()])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--state-dir")
