@@ -136,11 +136,12 @@ pub async fn perform(client: &Client, action: &Action, dry_run: bool) -> Result<
             let deployment = deployments.get(name).await?;
             let sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace).list(&ListParams::default()).await?;
             let previous = rollback::previous(&deployment, &sets.items)?;
-            let resource_version = deployment.metadata.resource_version.clone().unwrap_or_default();
             // As `kubectl rollout undo`: a JSON patch replacing the template, guarded by the
-            // resourceVersion read above so a concurrent change makes it fail, not merge.
+            // generation read above (it moves with the spec, not with status updates), so a
+            // concurrent change of the spec makes it fail instead of being overwritten.
+            let generation = deployment.metadata.generation.unwrap_or_default();
             let ops = json!([
-                {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+                {"op": "test", "path": "/metadata/generation", "value": generation},
                 {"op": "replace", "path": "/spec/template", "value": previous.template},
             ]);
             let updated = json_patch(client, &deployment, &ops, dry_run).await?;
