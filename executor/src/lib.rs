@@ -1,31 +1,22 @@
-//! The executor. So far only its command line; validated, dry-run-first remediation actions live here as they are built.
+//! The executor: takes remediation actions from the mediator's queue and carries out each one at
+//! most once, checked against its policy, dry-run first, recorded as a Kubernetes Event and in its
+//! audit log, and reported back.
+//!
+//! Pure core: `policy`, `decide`, `rollback`, `runs::RunBook`, `events::event`. I/O adapters:
+//! `kube_actions` (the API server), `pull` (the mediator), `runs::RunLog` and `audit_log` (files),
+//! `serve` (health and metrics), wired together in `run`.
 
-use clap::Parser;
+pub mod audit_log;
+pub mod config;
+pub mod decide;
+pub mod events;
+pub mod kube_actions;
+pub mod policy;
+pub mod pull;
+pub mod rollback;
+pub mod run;
+pub mod runs;
+pub mod serve;
 
-/// Causely executor: carries out remediation actions the mediator hands it, each validated, dry-run first and recorded.
-#[derive(Debug, Parser)]
-#[command(name = "causely-executor", version, about, long_about = None)]
-pub struct Cli {}
-
-/// Runs the component. This build carries only the command-line surface and the shared model;
-/// it refuses to start rather than pretend to remediate.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    anyhow::bail!("this build of causely-executor cannot remediate yet; it only answers --help and --version")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn running_without_the_component_built_is_an_error_not_a_silent_success() {
-        let err = run(Cli {}).unwrap_err();
-        assert!(err.to_string().contains("cannot"), "{err}");
-    }
-}
+pub use config::Cli;
+pub use run::run;

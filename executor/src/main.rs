@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match causely_executor::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" "));
             ExitCode::from(2)
         }
     }

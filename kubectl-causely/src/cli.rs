@@ -30,6 +30,8 @@ pub enum Command {
     AuditPermissions(AuditArgs),
     /// Show the RBAC differences between two of: installed, seed, release, or a file.
     RbacDiff(RbacDiffArgs),
+    /// Ask the executor, through the mediator, to restart, scale, roll back, delete a pod, or cordon a node.
+    Remediate(RemediateArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -235,6 +237,60 @@ pub struct RbacDiffArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// The remediation actions, as `remediate` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RemediateAction {
+    /// Rollout restart of a Deployment, StatefulSet or DaemonSet.
+    Restart,
+    /// Delete one pod; its controller replaces it.
+    DeletePod,
+    /// Set the replicas of a Deployment or StatefulSet (--replicas).
+    Scale,
+    /// Mark a node unschedulable.
+    Cordon,
+    /// Mark a node schedulable again.
+    Uncordon,
+    /// Roll a Deployment back to its previous revision.
+    Rollback,
+}
+
+#[derive(Debug, Args)]
+pub struct RemediateArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: RemediateAction,
+    /// The target's entity id: workload/<deployment|statefulset|daemonset>/NS/NAME, pod/NS/NAME or node/NAME.
+    pub target: String,
+    /// Why; recorded in the Event and the executor's audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Only the API server's dry run: checked and admitted, nothing changes.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait for the executor's result (until the action expires).
+    #[arg(long)]
+    pub wait: bool,
+    /// The replica count of a scale.
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u32>,
+    /// How long the action stays valid; the executor refuses it afterwards.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub expires_in: Duration,
+    /// The action's id (default: a fresh one); an id is used once.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Namespace of the install (where the mediator runs), not of the target.
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub mediator: MediatorFlags,
     #[command(flatten)]
     pub cluster: ClusterFlags,
 }

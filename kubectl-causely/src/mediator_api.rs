@@ -27,11 +27,11 @@ pub enum ApiError {
     #[error("cannot reach the mediator {via}: {detail}")]
     Unreachable { via: String, detail: String },
     /// An HTTP answer other than 2xx (from the mediator, or from the API server's proxy).
-    #[error("the mediator {via} answered {status} to GET {path}: {detail}")]
-    Status { via: String, path: String, status: u16, detail: String },
+    #[error("the mediator {via} answered {status} to {method} {path}: {detail}")]
+    Status { via: String, method: &'static str, path: String, status: u16, detail: String },
     /// A 2xx answer that is not what the path promises.
-    #[error("the mediator {via} answered GET {path} with something unexpected: {detail}")]
-    Decode { via: String, path: String, detail: String },
+    #[error("the mediator {via} answered {method} {path} with something unexpected: {detail}")]
+    Decode { via: String, method: &'static str, path: String, detail: String },
 }
 
 impl ApiError {
@@ -109,8 +109,16 @@ fn error_detail(body: &[u8]) -> String {
     struct Status {
         message: String,
     }
+    /// The mediator's own refusals: `{"error": "...", "reason": "..."}`.
+    #[derive(serde::Deserialize)]
+    struct Refusal {
+        reason: String,
+    }
     if let Ok(status) = serde_json::from_slice::<Status>(body) {
         return crate::exit::one_line(&status.message);
+    }
+    if let Ok(refusal) = serde_json::from_slice::<Refusal>(body) {
+        return crate::exit::one_line(&refusal.reason);
     }
     let text = crate::exit::one_line(&String::from_utf8_lossy(body));
     if text.is_empty() {
@@ -165,7 +173,11 @@ impl MediatorApi {
     }
 
     fn status_error(&self, path: &str, status: u16, body: &[u8]) -> ApiError {
-        ApiError::Status { via: self.via.clone(), path: path.to_owned(), status, detail: error_detail(body) }
+        self.status_error_of("GET", path, status, body)
+    }
+
+    fn status_error_of(&self, method: &'static str, path: &str, status: u16, body: &[u8]) -> ApiError {
+        ApiError::Status { via: self.via.clone(), method, path: path.to_owned(), status, detail: error_detail(body) }
     }
 
     /// Sends `GET path` (path and query, starting with `/`) and returns the status and a body stream.
@@ -221,9 +233,58 @@ impl MediatorApi {
         let bytes = self.get(path).await?;
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
             via: self.via.clone(),
+            method: "GET",
             path: path.to_owned(),
             detail: e.to_string(),
         })
+    }
+
+    /// `POST path` with a JSON body; a 2xx JSON answer, decoded. Through the service proxy the
+    /// caller needs `create` on `services/proxy` of the mediator Service.
+    pub async fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let payload = serde_json::to_vec(body).map_err(|e| self.unreachable(e))?;
+        let whole = async {
+            let (status, bytes) = match &self.route {
+                Route::Direct { base, http } => {
+                    let response = http
+                        .post(format!("{base}{path}"))
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(payload)
+                        .send()
+                        .await
+                        .map_err(|e| self.unreachable(reqwest_detail(&e)))?;
+                    let status = response.status().as_u16();
+                    let bytes = response.bytes().await.map_err(|e| self.unreachable(reqwest_detail(&e)))?;
+                    (status, bytes.to_vec())
+                }
+                Route::Proxy { client, prefix } => {
+                    let request = http::Request::post(format!("{prefix}{path}"))
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(kube::client::Body::from(payload))
+                        .map_err(|e| self.unreachable(e))?;
+                    let response = client.send(request).await.map_err(|e| self.unreachable(e))?;
+                    let status = response.status().as_u16();
+                    let bytes = response.into_body().collect().await.map_err(|e| self.unreachable(e))?.to_bytes();
+                    (status, bytes.to_vec())
+                }
+            };
+            if !(200..300).contains(&status) {
+                return Err(self.status_error_of("POST", path, status, &bytes));
+            }
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+                via: self.via.clone(),
+                method: "POST",
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })
+        };
+        tokio::time::timeout(self.timeout, whole)
+            .await
+            .unwrap_or_else(|_| Err(self.unreachable(format!("no answer to POST {path} within {:?}", self.timeout))))
     }
 
     /// The server-sent events of `GET path` (the change stream, `/v1/stream`). Opening it has the
@@ -288,6 +349,8 @@ mod tests {
         let status = br#"{"kind":"Status","message":"no endpoints available for service \"causely-mediator\""}"#;
         assert_eq!(error_detail(status), "no endpoints available for service \"causely-mediator\"");
         assert_eq!(error_detail(b"not\nfound\n"), "not found");
+        let refusal = br#"{"error":"duplicate","reason":"action id a was already submitted"}"#;
+        assert_eq!(error_detail(refusal), "action id a was already submitted");
         assert_eq!(error_detail(b""), "(no body)");
         let long = "x".repeat(1000);
         assert_eq!(error_detail(long.as_bytes()).chars().count(), QUOTED_BODY_CHARS + 1);

@@ -143,6 +143,24 @@ fn the_executor_is_scoped_by_default_and_cluster_admin_only_when_asked() {
 }
 
 #[test]
+fn the_executor_runs_alone_and_presents_a_mediator_audience_token() {
+    let manifests = release(&with_executor(ExecutorRbac::Scoped));
+    let executor: Deployment = find(&manifests, "Deployment", "causely-executor");
+    let spec = executor.spec.unwrap();
+    // Two executors at once (a rolling update) could each take the same action.
+    assert_eq!(spec.strategy.unwrap().type_.as_deref(), Some("Recreate"));
+    let pod = spec.template.spec.unwrap();
+    let volumes = pod.volumes.unwrap();
+    let projected = volumes.iter().find_map(|v| v.projected.as_ref()).unwrap();
+    let token = projected.sources.as_ref().unwrap()[0].service_account_token.as_ref().unwrap();
+    assert_eq!(token.audience.as_deref(), Some("causely-mediator"));
+    let env = pod.containers[0].env.clone().unwrap();
+    let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+    assert_eq!(value("CAUSELY_TOKEN_FILE").as_deref(), Some("/var/run/secrets/causely/token"));
+    assert_eq!(value("CAUSELY_STATE_DIR").as_deref(), Some("/var/lib/causely-executor"));
+}
+
+#[test]
 fn external_victoria_metrics_installs_none_and_points_the_agents_at_it() {
     let url = "http://vm.monitoring.svc:8428".to_owned();
     let settings = Settings { victoria_metrics: VictoriaMetrics::External(url.clone()), ..Settings::defaults() };

@@ -39,7 +39,11 @@ pub struct Cli {
     /// to the mediator's own (`POD_NAMESPACE`).
     #[arg(long, env = "CAUSELY_AGENT_SERVICE_ACCOUNT", default_value = "causely-agent")]
     pub agent_service_account: String,
-    /// The audience agents' projected tokens must be issued for.
+    /// The ServiceAccount (`NAMESPACE/NAME`) whose tokens the executor presents to pull actions
+    /// and report results; the namespace defaults to the mediator's own.
+    #[arg(long, env = "CAUSELY_EXECUTOR_SERVICE_ACCOUNT", default_value = "causely-executor")]
+    pub executor_service_account: String,
+    /// The audience agents' and the executor's projected tokens must be issued for.
     #[arg(long, env = "CAUSELY_TOKEN_AUDIENCE", default_value = "causely-mediator")]
     pub token_audience: String,
     /// Namespace of the mediator itself (set from the downward API in the cluster).
@@ -85,6 +89,11 @@ pub struct ServiceAccountRef {
 impl ServiceAccountRef {
     /// `NAME` or `NAMESPACE/NAME`.
     pub fn parse(text: &str, default_namespace: &str) -> Result<Self, String> {
+        Self::parse_flag("--agent-service-account", text, default_namespace)
+    }
+
+    /// `NAME` or `NAMESPACE/NAME`, naming `flag` in the error.
+    pub fn parse_flag(flag: &str, text: &str, default_namespace: &str) -> Result<Self, String> {
         let (namespace, name) = match text.split_once('/') {
             Some((ns, name)) => (ns, name),
             None => (default_namespace, text),
@@ -95,7 +104,7 @@ impl ServiceAccountRef {
                 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         };
         if !valid(namespace) || !valid(name) {
-            return Err(format!("--agent-service-account {text:?} is not NAMESPACE/NAME"));
+            return Err(format!("{flag} {text:?} is not NAMESPACE/NAME"));
         }
         Ok(ServiceAccountRef { namespace: namespace.into(), name: name.into() })
     }

@@ -5,6 +5,7 @@
 //! Pure core: `index`, `topology`, `symptoms`, `core`. I/O adapters: `watch` (kube), `server`
 //! (HTTP intake and read API), `egress` (files and upstream HTTP), `leader` (Lease).
 
+pub mod actions;
 pub mod batcher;
 pub mod config;
 pub mod core;

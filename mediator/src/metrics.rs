@@ -43,6 +43,8 @@ pub struct Metrics {
     pub upstream_attempts: Family<ResultLabel, Counter>,
     pub leader: Gauge,
     pub stream_clients: Gauge,
+    pub actions: Family<ResultLabel, Counter>,
+    pub actions_pending: Gauge,
 }
 
 impl Metrics {
@@ -55,6 +57,12 @@ impl Metrics {
             "Connection observations, by whether both ends resolved",
             self.intake_connections.clone(),
         );
+        r.register(
+            "actions",
+            "Remediation action requests (submissions, pulls, results), by result",
+            self.actions.clone(),
+        );
+        r.register("actions_pending", "Remediation actions waiting for the executor", self.actions_pending.clone());
         r.register("index_objects", "Objects in the cluster index, by kind", self.index_objects.clone());
         r.register("watch_errors", "Errors from cluster watches, by kind", self.watch_errors.clone());
         r.register("topology_entities", "Entities in the current topology", self.topology_entities.clone());

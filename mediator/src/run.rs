@@ -8,6 +8,7 @@ use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{Mutex, Notify};
 
+use crate::actions::ActionStore;
 use crate::config::{Cli, ServiceAccountRef, UpstreamTarget, validate_cluster_id};
 use crate::core::Core;
 use crate::egress::deliver::{self, Backoff, DeliveryStatus, Upstream};
@@ -25,10 +26,13 @@ const TICK: Duration = Duration::from_secs(1);
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     validate_cluster_id(&cli.cluster_id).map_err(anyhow::Error::msg)?;
     let account = ServiceAccountRef::parse(&cli.agent_service_account, &cli.namespace).map_err(anyhow::Error::msg)?;
+    let executor =
+        ServiceAccountRef::parse_flag("--executor-service-account", &cli.executor_service_account, &cli.namespace)
+            .map_err(anyhow::Error::msg)?;
     let upstream = UpstreamTarget::parse(&cli.upstream_url).map_err(anyhow::Error::msg)?;
     let rules = load_rules(cli.rules.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(cli, account, upstream, rules))
+    runtime.block_on(serve(cli, [account, executor], upstream, rules))
 }
 
 /// The cluster symptom rules: the defaults, with what the file (JSON) changes.
@@ -71,7 +75,7 @@ fn identity(cli: &Cli) -> String {
 
 async fn serve(
     cli: Cli,
-    account: ServiceAccountRef,
+    [account, executor]: [ServiceAccountRef; 2],
     upstream: UpstreamTarget,
     rules: ClusterRules,
 ) -> anyhow::Result<()> {
@@ -84,6 +88,9 @@ async fn serve(
     let store = EgressStore::open(&cli.state_dir, limits, &guard)
         .with_context(|| format!("opening the egress state in {}", cli.state_dir.display()))?;
     let verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, account);
+    let executor_verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, executor);
+    let actions = ActionStore::open(&cli.state_dir, crate::state::now())
+        .with_context(|| format!("opening the action queue in {}", cli.state_dir.display()))?;
     let upstream_name = match &upstream {
         UpstreamTarget::None => crate::config::NO_UPSTREAM.to_owned(),
         UpstreamTarget::Url(url) => url.to_string(),
@@ -93,6 +100,8 @@ async fn serve(
         store,
         guard,
         verifier,
+        executor_verifier,
+        actions,
         Limits { max_report_bytes: cli.max_report_bytes },
         cli.cluster_id.clone(),
         upstream_name,

@@ -10,6 +10,7 @@ use causely_model::guard::EgressGuard;
 use prometheus_client::registry::Registry;
 use tokio::sync::broadcast;
 
+use crate::actions::ActionStore;
 use crate::core::Core;
 use crate::egress::store::EgressStore;
 use crate::index::{ClusterObject, ObjectKind};
@@ -38,6 +39,9 @@ pub struct Shared {
     pub registry: Registry,
     pub stream: broadcast::Sender<StreamEvent>,
     pub verifier: TokenVerifier,
+    /// Checks the executor's token on action pulls and results.
+    pub executor_verifier: TokenVerifier,
+    actions: Mutex<ActionStore>,
     pub limits: Limits,
     pub cluster_id: String,
     pub upstream: String,
@@ -67,6 +71,8 @@ impl Shared {
         store: EgressStore,
         guard: EgressGuard,
         verifier: TokenVerifier,
+        executor_verifier: TokenVerifier,
+        actions: ActionStore,
         limits: Limits,
         cluster_id: String,
         upstream: String,
@@ -82,6 +88,8 @@ impl Shared {
             registry,
             stream,
             verifier,
+            executor_verifier,
+            actions: Mutex::new(actions),
             limits,
             cluster_id,
             upstream,
@@ -93,6 +101,10 @@ impl Shared {
 
     pub fn core(&self) -> MutexGuard<'_, Core> {
         lock(&self.core)
+    }
+
+    pub fn actions(&self) -> MutexGuard<'_, ActionStore> {
+        lock(&self.actions)
     }
 
     pub fn store(&self) -> MutexGuard<'_, EgressStore> {

@@ -73,7 +73,16 @@ pub enum ActionTargetError {
     NoReason(ActionId),
     #[error("action {0} has an empty requester")]
     NoRequester(ActionId),
+    #[error("action id {0:?} must be 1 to {MAX_ID_LEN} characters of a-z, A-Z, 0-9, '-', '_' and '.'")]
+    BadId(String),
+    #[error("action {id} has a reason or requester longer than {MAX_TEXT_LEN} characters")]
+    TooLong { id: ActionId },
 }
+
+/// Longest action id; ids appear in Event names and file lines, so they stay short and plain.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest reason or requester; they are recorded in Events and the audit log.
+pub const MAX_TEXT_LEN: usize = 1024;
 
 /// A request to change the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,12 +94,22 @@ pub struct Action {
     pub reason: String,
     pub requester: String,
     pub expires: UnixMillis,
+    /// Only the API server's dry run (`dryRun=All`): checked and admitted, nothing stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl Action {
     /// Checks that the action is well formed: the target fits the action, and who asked and why
     /// are stated.
     pub fn validate(&self) -> Result<(), ActionTargetError> {
+        let id = &self.id.0;
+        let id_ok = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !id_ok {
+            return Err(ActionTargetError::BadId(id.clone()));
+        }
         if !self.kind.accepts(self.target.kind()) {
             return Err(ActionTargetError::WrongTarget { action: self.kind.name(), target: self.target.clone() });
         }
@@ -99,6 +118,9 @@ impl Action {
         }
         if self.requester.trim().is_empty() {
             return Err(ActionTargetError::NoRequester(self.id.clone()));
+        }
+        if self.reason.chars().count() > MAX_TEXT_LEN || self.requester.chars().count() > MAX_TEXT_LEN {
+            return Err(ActionTargetError::TooLong { id: self.id.clone() });
         }
         Ok(())
     }
@@ -145,6 +167,7 @@ mod tests {
             reason: "crash loop".into(),
             requester: "upstream".into(),
             expires: UnixMillis(10_000),
+            dry_run: false,
         }
     }
 
@@ -188,6 +211,33 @@ mod tests {
         let mut a = action(ActionKind::Cordon {}, "node/n1");
         a.requester = String::new();
         assert_eq!(a.validate(), Err(ActionTargetError::NoRequester(a.id.clone())));
+    }
+
+    #[test]
+    fn action_ids_are_short_plain_strings_and_texts_are_bounded() {
+        for bad in ["", "a b", "a/b", "\u{e9}"] {
+            let mut a = action(ActionKind::Cordon {}, "node/n1");
+            a.id = ActionId(bad.into());
+            assert_eq!(a.validate(), Err(ActionTargetError::BadId(bad.into())), "{bad:?}");
+        }
+        let mut a = action(ActionKind::Cordon {}, "node/n1");
+        a.id = ActionId("cli-1700000000-Ab_3.x".into());
+        assert_eq!(a.validate(), Ok(()));
+        a.id = ActionId("x".repeat(MAX_ID_LEN + 1));
+        assert!(matches!(a.validate(), Err(ActionTargetError::BadId(_))));
+        let mut a = action(ActionKind::Cordon {}, "node/n1");
+        a.reason = "r".repeat(MAX_TEXT_LEN + 1);
+        assert_eq!(a.validate(), Err(ActionTargetError::TooLong { id: a.id.clone() }));
+    }
+
+    #[test]
+    fn the_dry_run_flag_is_left_out_of_json_unless_set() {
+        let mut a = action(ActionKind::Cordon {}, "node/n1");
+        assert!(serde_json::to_value(&a).unwrap().get("dryRun").is_none());
+        a.dry_run = true;
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["dryRun"], true);
+        assert_eq!(serde_json::from_value::<Action>(json).unwrap(), a);
     }
 
     #[test]

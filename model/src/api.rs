@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::{Action, ActionResult};
 use crate::edge::Edge;
 use crate::egress::TopologyPayload;
 use crate::entity::Entity;
@@ -101,6 +102,34 @@ impl StreamEvent {
             StreamEvent::Resync {} => "resync",
         }
     }
+}
+
+/// Where an action stands in the mediator's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionState {
+    /// Submitted, no result yet: the executor takes it on its next poll.
+    Pending,
+    /// The executor reported a result.
+    Done,
+}
+
+/// `GET /v1/actions/{id}` and the answer to `POST /v1/actions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionView {
+    pub action: Action,
+    pub state: ActionState,
+    pub submitted: UnixMillis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ActionResult>,
+}
+
+/// `GET /v1/actions?state=pending`: what the executor has to do, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionList {
+    pub actions: Vec<Action>,
 }
 
 #[cfg(test)]

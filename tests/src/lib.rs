@@ -2,6 +2,7 @@
 //! workspace's binaries, and polling.
 
 pub mod cluster;
+pub mod executor;
 pub mod kubelet;
 pub mod mediator;
 pub mod plugin;

@@ -17,10 +17,11 @@ fn bad_configuration_is_one_line_and_exit_code_two() -> anyhow::Result<()> {
     std::fs::write(&rules, r#"{"resolveAfterSecondz": 5}"#)?;
     let kubeconfig = dir.path().join("missing-kubeconfig");
     let state = dir.path().join("state");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--cluster-id", "Prod_EU"], "--cluster-id"),
         (&["--upstream-url", "http://backend.example.com/ingest"], "https"),
         (&["--agent-service-account", "a/b/c"], "--agent-service-account"),
+        (&["--executor-service-account", "a/b/c"], "--executor-service-account"),
         (&["--rules", rules.to_str().unwrap_or_default()], "resolveAfterSecondz"),
         (&["--kubeconfig", kubeconfig.to_str().unwrap_or_default()], "kubeconfig"),
         (&["--batch-interval", "soon"], "--batch-interval"),

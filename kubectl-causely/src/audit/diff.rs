@@ -151,7 +151,12 @@ mod tests {
         );
         assert!(d.components[&Component::Mediator].removed.is_empty());
         assert_eq!(d.components[&Component::Executor].removed, ["everything (bound to cluster-admin)"]);
-        assert!(text(&d).contains("  + get, patch on apps/daemonsets, apps/deployments"), "{}", text(&d));
+        assert!(text(&d).contains("  + get, patch on apps/deployments\n"), "{}", text(&d));
+        assert!(
+            text(&d).contains("  + patch on apps/daemonsets, apps/deployments/scale, apps/statefulsets"),
+            "{}",
+            text(&d)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completion;
 pub mod install;
 pub mod rbac_diff;
+pub mod remediate;
 pub mod status;
 pub mod uninstall;
 pub mod upgrade;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Check(args) => check::run(args).await,
         Command::AuditPermissions(args) => audit::run(args).await,
         Command::RbacDiff(args) => rbac_diff::run(args).await,
+        Command::Remediate(args) => remediate::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }

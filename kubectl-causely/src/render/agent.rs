@@ -45,11 +45,11 @@ fn host_mounts(mode: AgentMode) -> Vec<(Volume, VolumeMount)> {
 }
 
 /// Where the agent finds the token it presents to the mediator.
-const MEDIATOR_TOKEN_DIR: &str = "/var/run/secrets/causely";
+pub(super) const MEDIATOR_TOKEN_DIR: &str = "/var/run/secrets/causely";
 
 /// A short-lived token for the mediator's audience only, rotated by the kubelet; the mediator
 /// verifies it against the API server's issuer keys and the node it is bound to.
-fn mediator_token() -> (Volume, VolumeMount) {
+pub(super) fn mediator_token() -> (Volume, VolumeMount) {
     let volume = Volume {
         name: "mediator-token".to_owned(),
         projected: Some(ProjectedVolumeSource {

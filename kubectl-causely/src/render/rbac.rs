@@ -31,22 +31,27 @@ fn rule(api_groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// What the scoped executor may do: exactly the remediation actions it implements.
+/// What the scoped executor may do: exactly the calls its remediation actions make, each also
+/// made first as a server-side dry run (which the API server authorises like the real call).
+/// docs/executor.md has the same table per action; a cluster test runs every action under this
+/// role and shows that removing a rule makes its action fail.
 pub fn scoped_executor_rules() -> Vec<PolicyRule> {
     vec![
-        // restart (patch the pod template annotation) and rollback (patch the template back) of
-        // Deployments, StatefulSets and DaemonSets; get to read the current template.
-        rule(&["apps"], &["deployments", "statefulsets", "daemonsets"], &["get", "patch"]),
-        // rollback: find the Deployment's previous ReplicaSet.
-        rule(&["apps"], &["replicasets"], &["get", "list"]),
-        // scale within bounds.
-        rule(&["apps"], &["deployments/scale", "statefulsets/scale"], &["get", "patch"]),
-        // delete a pod.
-        rule(&[""], &["pods"], &["get", "delete"]),
-        // cordon and uncordon.
-        rule(&[""], &["nodes"], &["get", "patch"]),
-        // record each result as an Event on its target.
-        rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        // restart: a strategic-merge patch of the pod template's restartedAt annotation.
+        // rollback: get the Deployment (its template, uid and resourceVersion), then a JSON patch
+        // of its template.
+        rule(&["apps"], &["deployments"], &["get", "patch"]),
+        rule(&["apps"], &["statefulsets", "daemonsets"], &["patch"]),
+        // rollback: the ReplicaSets of the Deployment's namespace, to find the previous revision.
+        rule(&["apps"], &["replicasets"], &["list"]),
+        // scale: a merge patch of the scale subresource.
+        rule(&["apps"], &["deployments/scale", "statefulsets/scale"], &["patch"]),
+        // delete-pod.
+        rule(&[""], &["pods"], &["delete"]),
+        // cordon and uncordon: a patch of spec.unschedulable.
+        rule(&[""], &["nodes"], &["patch"]),
+        // every decision is recorded as an events.k8s.io/v1 Event on its target.
+        rule(&["events.k8s.io"], &["events"], &["create"]),
     ]
 }
 

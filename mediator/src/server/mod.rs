@@ -1,5 +1,7 @@
-//! The mediator's HTTP server: agent intake, the read API, the change stream, metrics and health.
+//! The mediator's HTTP server: agent intake, the read API, the change stream, the action queue,
+//! metrics and health.
 
+mod actions;
 mod intake;
 mod read;
 mod stream;
@@ -24,6 +26,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/payloads", get(read::payloads))
         .route("/v1/payloads/{seq}", get(read::payload))
         .route("/v1/stream", get(stream::stream))
+        .route("/v1/actions", post(actions::submit).get(actions::list))
+        .route("/v1/actions/{id}", get(actions::get_one))
+        .route("/v1/actions/{id}/result", post(actions::report))
         .route("/metrics", get(read::metrics))
         .route("/healthz", get(read::healthz))
         .route("/readyz", get(read::readyz))
