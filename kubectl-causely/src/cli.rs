@@ -30,6 +30,8 @@ pub enum Command {
     AuditPermissions(AuditArgs),
     /// Show the RBAC differences between two of: installed, seed, release, or a file.
     RbacDiff(RbacDiffArgs),
+    /// Watch the topology, symptoms and egress live in the terminal (through the API server, or --mediator-url).
+    Top(TopArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -240,6 +242,16 @@ pub struct RbacDiffArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub mediator: MediatorFlags,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
@@ -355,6 +367,15 @@ mod tests {
         let cli = Cli::try_parse_from(["kubectl-causely", "upgrade", "--executor=false"]).unwrap();
         let Command::Upgrade(args) = cli.command else { panic!("not upgrade") };
         assert_eq!(args.settings.executor, Some(false));
+    }
+
+    #[test]
+    fn top_takes_the_namespace_and_a_mediator_url() {
+        let cli =
+            Cli::try_parse_from(["kubectl-causely", "top", "-n", "obs", "--mediator-url", "http://m:8080"]).unwrap();
+        let Command::Top(args) = cli.command else { panic!("not top") };
+        assert_eq!(args.namespace.namespace, "obs");
+        assert_eq!(args.mediator.mediator_url.as_deref(), Some("http://m:8080"));
     }
 
     #[test]

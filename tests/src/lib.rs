@@ -6,5 +6,6 @@ pub mod mediator;
 pub mod plugin;
 pub mod pod_body;
 pub mod poll;
+pub mod pty;
 pub mod upstream;
 pub mod workspace;

@@ -6,6 +6,7 @@ pub mod completion;
 pub mod install;
 pub mod rbac_diff;
 pub mod status;
+pub mod top;
 pub mod uninstall;
 pub mod upgrade;
 pub mod version;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Check(args) => check::run(args).await,
         Command::AuditPermissions(args) => audit::run(args).await,
         Command::RbacDiff(args) => rbac_diff::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
