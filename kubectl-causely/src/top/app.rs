@@ -2,8 +2,6 @@
 //! keys. Selections are kept by what they select (a row's entity path, a symptom id), so live
 //! updates move the list under the cursor without moving the cursor off its item.
 
-use std::time::Duration;
-
 use causely_model::{Edge, EntityId, Symptom, SymptomId, UnixMillis};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -44,8 +42,8 @@ pub enum Link {
     Connecting,
     /// Snapshot read and stream followed.
     Live,
-    /// Lost or never reached; the feed retries after `retry_in`. The data shown is as of `since`.
-    Down { error: String, retry_in: Duration, since: UnixMillis },
+    /// Lost or never reached; the feed retries at `retry_at`. The data shown is as of `since`.
+    Down { error: String, retry_at: UnixMillis, since: UnixMillis },
 }
 
 /// What the event loop does after a key.
@@ -198,16 +196,21 @@ impl App {
                     Link::Down { since, .. } => *since,
                     _ => self.now,
                 };
-                self.link = Link::Down { error, retry_in, since };
+                let retry_at = UnixMillis(self.now.0.saturating_add(retry_in.as_millis() as u64));
+                self.link = Link::Down { error, retry_at, since };
             }
         }
     }
 
-    /// Brings the derived lists up to date with the store and the filter; cheap when nothing changed.
+    /// Brings the current view's derived list up to date with the store and the filter; cheap
+    /// when nothing changed. The topology tree (the costly one) is rebuilt only while shown.
     pub fn refresh(&mut self) {
-        self.refresh_topology();
-        self.refresh_symptoms();
-        self.refresh_entity();
+        match self.view {
+            View::Topology => self.refresh_topology(),
+            View::Symptoms => self.refresh_symptoms(),
+            View::Entity => self.refresh_entity(),
+            View::Egress => {}
+        }
     }
 
     fn refresh_topology(&mut self) {
@@ -275,6 +278,7 @@ impl App {
     }
 
     fn switch_to(&mut self, view: View) {
+        self.refresh();
         if view == View::Entity && self.view != View::Entity {
             // The Entity tab shows what the view we come from has selected, if anything.
             if let Some(id) = self.selected_entity() {
@@ -283,6 +287,7 @@ impl App {
             }
         }
         self.view = view;
+        self.refresh();
     }
 
     fn open_entity(&mut self, id: EntityId, back_to: View) {
@@ -319,6 +324,7 @@ impl App {
                 self.refresh_entity();
             } else {
                 self.view = self.entity.back_to;
+                self.refresh();
             }
         } else if !self.filter.is_empty() {
             self.filter.clear();

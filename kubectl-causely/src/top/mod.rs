@@ -64,7 +64,12 @@ pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
         }
         tokio::select! {
             update = updates.recv() => {
-                let Some(update) = update else { continue };
+                let Some(update) = update else {
+                    // The feed only ends early by panicking, and the panic hook has given the
+                    // terminal back already: stop drawing.
+                    break Err(Failure::CouldNotRun("the mediator feed stopped unexpectedly".into()));
+                };
+                app.now = now();
                 app.apply(update);
                 // Apply what else is queued before drawing again: one frame per burst.
                 while let Ok(update) = updates.try_recv() {

@@ -79,7 +79,7 @@ impl Store {
                     self.remove_edge(&edge);
                 }
                 for id in removed_entities {
-                    self.entities.remove(&id);
+                    self.remove_entity(&id);
                 }
                 for entity in added_entities {
                     self.entities.insert(entity.id.clone(), entity);
@@ -92,7 +92,23 @@ impl Store {
         }
     }
 
+    /// Removes an entity with every edge that touches it, so no edge ever names a missing entity.
+    fn remove_entity(&mut self, id: &EntityId) {
+        if self.entities.remove(id).is_none() {
+            return;
+        }
+        let touching: Vec<Edge> = self.outgoing(id).chain(self.incoming(id)).cloned().collect();
+        for edge in touching {
+            self.remove_edge(&edge);
+        }
+    }
+
+    /// Adds an edge between two entities the store has; an edge to a missing entity is dropped
+    /// (the mediator never sends one, but an event replayed on a newer snapshot could).
     fn add_edge(&mut self, edge: Edge) {
+        if !self.entities.contains_key(&edge.from) || !self.entities.contains_key(&edge.to) {
+            return;
+        }
         if self.outgoing.entry(edge.from.clone()).or_default().insert(edge.clone()) {
             self.edge_count += 1;
         }
@@ -337,6 +353,20 @@ mod tests {
         }
         assert_eq!(store.recent_symptoms().count(), RECENT_KEPT);
         assert_eq!(store.recent_symptoms().next().and_then(|s| s.resolved), Some(UnixMillis(RECENT_KEPT as u64 + 10)));
+    }
+
+    #[test]
+    fn edges_never_name_a_missing_entity() {
+        let mut store = shop();
+        let node = EntityId::node("n1");
+        assert!(store.sources(&node, Relation::RunsOn {}).count() > 0);
+        store.apply(delta(vec![], vec![node.clone()], vec![], vec![]));
+        assert_eq!(store.sources(&node, Relation::RunsOn {}).count(), 0);
+        assert!(store.targets(&EntityId::pod("shop", "web-1"), Relation::RunsOn {}).next().is_none());
+        let dangling = Edge::new(EntityId::pod("shop", "web-1"), Relation::RunsOn {}, node.clone());
+        let edges = store.edge_count();
+        store.apply(delta(vec![], vec![], vec![dangling], vec![]));
+        assert_eq!(store.edge_count(), edges, "an edge to a missing node is not kept");
     }
 
     #[test]

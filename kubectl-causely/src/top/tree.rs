@@ -15,8 +15,6 @@ const MAX_DEPTH: u8 = 8;
 pub struct Row {
     pub depth: u8,
     pub id: EntityId,
-    /// The id as text, for filtering and display.
-    pub text: String,
     /// Index of the row this one sits under.
     pub parent: Option<usize>,
 }
@@ -34,14 +32,14 @@ pub fn build(store: &Store) -> Vec<Row> {
     let mut namespaces: BTreeMap<&str, Namespace<'_>> = BTreeMap::new();
     let mut nodes = Vec::new();
     // An owned entity shows under its owner, unless the owner chain never ends in an unowned
-    // workload (a cycle in bad data): then it shows at the top of its namespace as well.
-    let owner = |id: &EntityId| store.targets(id, Relation::OwnedBy {}).find(|o| store.entity(o).is_some()).cloned();
+    // workload (a cycle in bad data): then it shows at the top of its namespace as well. The store
+    // keeps edges only between entities it has, so an owner edge names an entity shown.
     let has_owner = |id: &EntityId| {
-        let mut at = id.clone();
+        let mut at = id;
         for _ in 0..MAX_DEPTH {
-            match owner(&at) {
+            match store.targets(at, Relation::OwnedBy {}).next() {
                 Some(next) => at = next,
-                None => return at != *id,
+                None => return !std::ptr::eq(at, id),
             }
         }
         false
@@ -58,9 +56,7 @@ pub fn build(store: &Store) -> Vec<Row> {
                 namespaces.entry(namespace).or_default().roots.push(id)
             }
             EntityId::Pod { namespace, .. } if !has_owner(id) => namespaces.entry(namespace).or_default().pods.push(id),
-            EntityId::Container { namespace, .. }
-                if !store.targets(id, Relation::RunsOn {}).any(|p| store.entity(p).is_some()) =>
-            {
+            EntityId::Container { namespace, .. } if store.targets(id, Relation::RunsOn {}).next().is_none() => {
                 namespaces.entry(namespace).or_default().others.push(id)
             }
             _ => {}
@@ -100,7 +96,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn push(&mut self, id: EntityId, depth: u8, parent: Option<usize>) -> usize {
-        self.rows.push(Row { depth, text: id.to_string(), id, parent });
+        self.rows.push(Row { depth, id, parent });
         self.rows.len() - 1
     }
 
@@ -169,7 +165,7 @@ pub fn filter(rows: &[Row], filter: &str) -> Vec<usize> {
     let needle = filter.to_lowercase();
     let mut keep = vec![false; rows.len()];
     for (i, row) in rows.iter().enumerate() {
-        if row.text.to_lowercase().contains(&needle) {
+        if row.id.to_string().to_lowercase().contains(&needle) {
             let mut at = Some(i);
             while let Some(j) = at {
                 if keep[j] && j != i {
@@ -189,7 +185,7 @@ mod tests {
     use crate::top::testdata::shop;
 
     fn outline(rows: &[Row]) -> Vec<String> {
-        rows.iter().map(|r| format!("{}{}", "  ".repeat(r.depth as usize), r.text)).collect()
+        rows.iter().map(|r| format!("{}{}", "  ".repeat(r.depth as usize), r.id)).collect()
     }
 
     #[test]
@@ -222,11 +218,11 @@ mod tests {
     #[test]
     fn a_row_is_found_again_by_its_path_or_else_by_its_entity() {
         let rows = build(&shop());
-        let under_owner = rows.iter().rposition(|r| r.text == "pod/shop/web-1").unwrap();
+        let under_owner = rows.iter().rposition(|r| r.id == EntityId::pod("shop", "web-1")).unwrap();
         let wanted = path(&rows, under_owner);
         assert_eq!(wanted.len(), 4, "{wanted:?}");
         assert_eq!(find(&rows, &wanted), Some(under_owner));
-        let under_service = rows.iter().position(|r| r.text == "pod/shop/web-1").unwrap();
+        let under_service = rows.iter().position(|r| r.id == EntityId::pod("shop", "web-1")).unwrap();
         assert_eq!(find(&rows, &[EntityId::pod("shop", "web-1")]), Some(under_service));
         assert_eq!(find(&rows, &[EntityId::pod("shop", "gone")]), None);
     }
@@ -234,7 +230,7 @@ mod tests {
     #[test]
     fn a_filter_keeps_matching_rows_with_their_ancestors() {
         let rows = build(&shop());
-        let kept: Vec<&str> = filter(&rows, "POSTGRES").into_iter().map(|i| rows[i].text.as_str()).collect();
+        let kept: Vec<String> = filter(&rows, "POSTGRES").into_iter().map(|i| rows[i].id.to_string()).collect();
         assert_eq!(kept, ["ns/shop", "workload/statefulset/shop/db", "pod/shop/db-0", "container/shop/db-0/postgres"]);
         assert_eq!(filter(&rows, "").len(), rows.len());
         assert!(filter(&rows, "nothing-like-this").is_empty());
@@ -253,7 +249,7 @@ mod tests {
         let mut store = Store::default();
         store.replace(view, SymptomsView::default());
         let rows = build(&store);
-        assert_eq!(rows[0].text, "ns/x");
+        assert_eq!(rows[0].id, EntityId::ns("x"));
         assert_eq!(rows.iter().filter(|r| r.depth == 1).count(), 2, "both show at the top");
         assert!(rows.iter().all(|r| r.depth <= MAX_DEPTH), "{:?}", outline(&rows));
     }

@@ -73,11 +73,14 @@ fn banner_text(app: &App) -> Option<(String, Style)> {
         Link::Connecting => {
             (format!(" connecting to the mediator {}…", app.via), Style::new().fg(Color::Black).bg(Color::Yellow))
         }
-        Link::Down { error, retry_in, since } => {
-            let retry = format::duration(retry_in.as_millis() as u64);
+        Link::Down { error, retry_at, since } => {
+            let retry = match retry_at.saturating_since(app.now) {
+                0 => "now".to_owned(),
+                wait => format!("in {}", format::duration(wait)),
+            };
             let stale = age(app.now.saturating_since(*since));
             (
-                format!(" mediator unreachable, retrying in {retry} (data {stale} old): {error}"),
+                format!(" mediator unreachable, retrying {retry} (data {stale} old): {error}"),
                 Style::new().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD),
             )
         }

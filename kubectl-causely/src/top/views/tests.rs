@@ -120,9 +120,12 @@ fn an_unreachable_mediator_gets_a_banner_and_the_last_data_stays() {
         error: "cannot reach the mediator at http://127.0.0.1:8080: connection refused".into(),
         retry_in: Duration::from_secs(4),
     });
-    app.now = UnixMillis(NOW.0 + 12_000);
+    app.now = UnixMillis(NOW.0 + 1_000);
     let terminal = render(&mut app, 80, 24);
     insta::assert_snapshot!(terminal.backend());
+    app.now = UnixMillis(NOW.0 + 12_000);
+    let terminal = render(&mut app, 80, 24);
+    assert!(line(&terminal, 1).contains("retrying now (data 12s old)"), "{}", terminal.backend());
 }
 
 #[test]

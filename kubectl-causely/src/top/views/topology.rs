@@ -130,7 +130,7 @@ fn draw_edges(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let inbound: Vec<_> = app.store.incoming(id).collect();
     let title = format!(
         " {} → {} out, ← {} in ",
-        fit(&row.text, (area.width as usize).saturating_sub(24)),
+        fit(&row.id.to_string(), (area.width as usize).saturating_sub(24)),
         out.len(),
         inbound.len()
     );
