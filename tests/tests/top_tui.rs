@@ -128,3 +128,23 @@ async fn poll_mediator_until_open(mediator: &Mediator) -> anyhow::Result<Instant
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[test]
+fn without_a_terminal_or_with_a_bad_url_top_refuses_in_one_line_with_exit_code_two() -> anyhow::Result<()> {
+    let bin = workspace_bin("kubectl-causely")?;
+    let cases: [(&[&str], &str); 3] = [
+        (&["top", "--mediator-url", "http://127.0.0.1:1"], "TTY"),
+        (&["top", "--mediator-url", "ftp://mediator"], "--mediator-url"),
+        (&["top", "--mediator-url", "127.0.0.1:8080"], "--mediator-url"),
+    ];
+    for (args, mentions) in cases {
+        // Run by the test harness, stdout is a pipe: not a terminal.
+        let out = std::process::Command::new(&bin).args(args).env_remove("CAUSELY_MEDIATOR_URL").output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(mentions), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+    Ok(())
+}
