@@ -50,6 +50,12 @@ fn now() -> UnixMillis {
 /// Runs the screen until the user quits.
 pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
     let (sender, mut updates) = mpsc::channel(FEED_QUEUE);
+    // Asked to stop (kill, a closed terminal): leave the loop so the terminal is restored.
+    let signal = |kind| {
+        tokio::signal::unix::signal(kind).map_err(|e| Failure::CouldNotRun(format!("cannot listen for signals: {e}")))
+    };
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut app = App::new(api.via(), now());
     let mut session =
         terminal::enter().map_err(|e| Failure::CouldNotRun(format!("cannot set up the terminal: {e}")))?;
@@ -86,6 +92,8 @@ pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
                 Some(Err(e)) => break Err(Failure::CouldNotRun(format!("cannot read the terminal: {e}"))),
                 None => break Ok(Outcome::Clean),
             },
+            _ = terminate.recv() => break Ok(Outcome::Clean),
+            _ = hangup.recv() => break Ok(Outcome::Clean),
             _ = tick.tick() => {}
         }
     };
