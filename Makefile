@@ -25,6 +25,7 @@ manifests:
 # Benchmarks (figures in docs/benchmarks.md); never part of the tests.
 bench:
 	cargo bench -p kubectl-causely --bench render
+	cargo bench -p kubectl-causely --bench top
 	cargo bench -p causely-mediator --bench index
 	cargo bench -p causely-agent --bench ebpf
 	cargo bench -p causely-agent --bench pipeline

@@ -32,6 +32,8 @@ pub enum Command {
     RbacDiff(RbacDiffArgs),
     /// Ask the executor, through the mediator, to restart, scale, roll back, delete a pod, or cordon a node.
     Remediate(RemediateArgs),
+    /// Watch the topology, symptoms and egress live in the terminal (through the API server, or --mediator-url).
+    Top(TopArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -296,6 +298,16 @@ pub struct RemediateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub mediator: MediatorFlags,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
@@ -411,6 +423,15 @@ mod tests {
         let cli = Cli::try_parse_from(["kubectl-causely", "upgrade", "--executor=false"]).unwrap();
         let Command::Upgrade(args) = cli.command else { panic!("not upgrade") };
         assert_eq!(args.settings.executor, Some(false));
+    }
+
+    #[test]
+    fn top_takes_the_namespace_and_a_mediator_url() {
+        let cli =
+            Cli::try_parse_from(["kubectl-causely", "top", "-n", "obs", "--mediator-url", "http://m:8080"]).unwrap();
+        let Command::Top(args) = cli.command else { panic!("not top") };
+        assert_eq!(args.namespace.namespace, "obs");
+        assert_eq!(args.mediator.mediator_url.as_deref(), Some("http://m:8080"));
     }
 
     #[test]

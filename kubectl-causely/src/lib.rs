@@ -16,6 +16,7 @@ pub mod plan;
 pub mod record;
 pub mod render;
 pub mod rollout;
+pub mod top;
 
 use exit::{Failure, Outcome};
 

@@ -8,6 +8,7 @@ pub mod mediator;
 pub mod plugin;
 pub mod pod_body;
 pub mod poll;
+pub mod pty;
 pub mod service_proxy;
 pub mod upstream;
 pub mod workspace;

@@ -7,6 +7,7 @@ pub mod install;
 pub mod rbac_diff;
 pub mod remediate;
 pub mod status;
+pub mod top;
 pub mod uninstall;
 pub mod upgrade;
 pub mod version;
@@ -24,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::AuditPermissions(args) => audit::run(args).await,
         Command::RbacDiff(args) => rbac_diff::run(args).await,
         Command::Remediate(args) => remediate::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
