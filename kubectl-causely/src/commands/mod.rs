@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod check;
 pub mod completion;
+pub mod egress;
 pub mod install;
 pub mod rbac_diff;
 pub mod status;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::Check(args) => check::run(args).await,
         Command::AuditPermissions(args) => audit::run(args).await,
         Command::RbacDiff(args) => rbac_diff::run(args).await,
+        Command::Egress(args) => egress::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
