@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-egress-verify cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -25,6 +25,7 @@ manifests:
 # Benchmarks (figures in docs/benchmarks.md); never part of the tests.
 bench:
 	cargo bench -p kubectl-causely --bench render
+	cargo bench -p kubectl-causely --bench egress_verify
 	cargo bench -p causely-mediator --bench index
 	cargo bench -p causely-agent --bench ebpf
 
@@ -43,6 +44,10 @@ bench-mediator: deps
 # Egress bytes against raw bytes stored in VictoriaMetrics for a small demo workload (root).
 bench-egress: deps
 	scripts/bench-egress
+
+# `egress verify` over a ledger of 10,000 batches, from a state directory and from a mediator.
+bench-egress-verify: deps
+	scripts/bench-egress-verify
 
 cluster-up: deps
 	tests/cluster/up

@@ -101,7 +101,7 @@ pub fn report_text(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "  topology: {} snapshots, {} deltas; entities {}; edges {}; removed {} entities, {} edges",
+        "  topology: snapshots {}, deltas {}; entities sent: {}; edges sent: {}; removed: {} entities, {} edges",
         c.snapshots,
         c.deltas,
         counts(&c.entity_kinds),
