@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-agent cluster-up cluster-down
+.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-agent bench-egress-verify cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -26,6 +26,7 @@ manifests:
 bench:
 	cargo bench -p kubectl-causely --bench render
 	cargo bench -p kubectl-causely --bench top
+	cargo bench -p kubectl-causely --bench egress_verify
 	cargo bench -p causely-mediator --bench index
 	cargo bench -p causely-agent --bench ebpf
 	cargo bench -p causely-agent --bench pipeline
@@ -49,6 +50,10 @@ bench-egress: deps
 # The agent's RSS and CPU at idle and under 10k TCP connections/s, and its kernel ns per run (root).
 bench-agent: deps
 	scripts/bench-agent
+
+# `egress verify` over a ledger of 10,000 batches, from a state directory and from a mediator.
+bench-egress-verify: deps
+	scripts/bench-egress-verify
 
 cluster-up: deps
 	tests/cluster/up

@@ -34,6 +34,8 @@ pub enum Command {
     Remediate(RemediateArgs),
     /// Watch the topology, symptoms and egress live in the terminal (through the API server, or --mediator-url).
     Top(TopArgs),
+    /// Prove, with evidence, that only topology and symptoms left the cluster; or watch batches leave.
+    Egress(EgressArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Print the plugin's version and the API server's version.
@@ -308,6 +310,64 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EgressArgs {
+    #[command(subcommand)]
+    pub command: EgressCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EgressCommand {
+    /// Verify the ledger's hash chain, every kept payload against the egress guard, the mediator's
+    /// counters and the NetworkPolicies; print the verdict with its evidence. Exit 0 proven,
+    /// 1 violation, 2 could not verify.
+    Verify(EgressVerifyArgs),
+    /// Print each batch as the mediator accepts it (one line, or one JSON object per line with -o json).
+    Tail(EgressTailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EgressVerifyArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub mediator: MediatorFlags,
+    /// Audit a mediator state directory (a copy of its volume) instead of asking the mediator.
+    #[arg(long, value_name = "DIR", conflicts_with = "mediator_url")]
+    pub state_dir: Option<PathBuf>,
+    /// Only entries this recent are evidence and have their payloads checked, e.g. 1h, 30m; the
+    /// chain is still verified from the first entry.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Do not check the NetworkPolicies (e.g. auditing a copied state directory away from the cluster).
+    #[arg(long)]
+    pub skip_network_policies: bool,
+    /// VictoriaMetrics to compare the egress with (default: the install's, through the API server's proxy).
+    #[arg(long, value_name = "URL")]
+    pub victoria_metrics_url: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressTailArgs {
+    #[command(flatten)]
+    pub namespace: NamespaceFlag,
+    #[command(flatten)]
+    pub mediator: MediatorFlags,
+    /// Start with the first ledger entry instead of the next batch.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Output format: one line per batch, or one JSON object per line (JSON Lines) with the decoded batch.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
@@ -432,6 +492,19 @@ mod tests {
         let Command::Top(args) = cli.command else { panic!("not top") };
         assert_eq!(args.namespace.namespace, "obs");
         assert_eq!(args.mediator.mediator_url.as_deref(), Some("http://m:8080"));
+    }
+
+    #[test]
+    fn egress_verify_takes_a_window_and_either_a_mediator_url_or_a_state_directory() {
+        let cli = Cli::try_parse_from(["kubectl-causely", "egress", "verify", "--since", "1h", "-o", "json"]).unwrap();
+        let Command::Egress(EgressArgs { command: EgressCommand::Verify(args) }) = cli.command else {
+            panic!("not egress verify")
+        };
+        assert_eq!(args.since, Some(Duration::from_secs(3_600)));
+        assert_eq!(args.output, OutputFormat::Json);
+        let both = ["kubectl-causely", "egress", "verify", "--mediator-url", "http://m:8080", "--state-dir", "/x"];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(Cli::try_parse_from(["kubectl-causely", "egress", "verify", "--since", "soon"]).is_err());
     }
 
     #[test]

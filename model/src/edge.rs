@@ -41,6 +41,18 @@ pub enum Relation {
     Calls { port: u16, protocol: Protocol },
 }
 
+impl Relation {
+    /// The relation's name without its data: `runs-on`, `owned-by`, `selects` or `calls`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Relation::RunsOn {} => "runs-on",
+            Relation::OwnedBy {} => "owned-by",
+            Relation::Selects {} => "selects",
+            Relation::Calls { .. } => "calls",
+        }
+    }
+}
+
 impl fmt::Display for Relation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

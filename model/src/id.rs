@@ -95,6 +95,21 @@ pub enum EntityKind {
     Workload(WorkloadKind),
 }
 
+impl fmt::Display for EntityKind {
+    /// The prefix an id of this kind starts with: `node`, `ns`, `pod`, `container`, `svc`, or
+    /// `workload/<kind>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityKind::Node => f.write_str("node"),
+            EntityKind::Namespace => f.write_str("ns"),
+            EntityKind::Pod => f.write_str("pod"),
+            EntityKind::Container => f.write_str("container"),
+            EntityKind::Service => f.write_str("svc"),
+            EntityKind::Workload(kind) => write!(f, "workload/{kind}"),
+        }
+    }
+}
+
 /// A stable, human-readable identifier of a cluster entity.
 ///
 /// Ids are built only from Kubernetes object names, never from object contents, so an id carries

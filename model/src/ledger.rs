@@ -11,8 +11,10 @@
 //! [`verify`] is pure: it takes the ledger's bytes and a way to look up kept payloads, so the
 //! mediator and `kubectl causely egress verify` run the same code. A payload that is no longer kept
 //! (retention expired it, or it was dropped) is counted, not reported: the ledger line remains.
+//! [`verify_lines_with`] also lets a caller leave payloads unchecked (outside the window it audits)
+//! while the chain is still verified from the first entry.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +97,68 @@ pub enum Violation {
     PayloadSeqMismatch { index: u64, seq: u64, found: u64 },
 }
 
+impl Violation {
+    /// The violation's name, as in its JSON form (`chain-broken`, `payload-hash-mismatch`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Violation::Unreadable { .. } => "unreadable",
+            Violation::ChainBroken { .. } => "chain-broken",
+            Violation::IndexNotContiguous { .. } => "index-not-contiguous",
+            Violation::SeqGap { .. } => "seq-gap",
+            Violation::UnknownDrop { .. } => "unknown-drop",
+            Violation::PayloadSizeMismatch { .. } => "payload-size-mismatch",
+            Violation::PayloadHashMismatch { .. } => "payload-hash-mismatch",
+            Violation::PayloadRejected { .. } => "payload-rejected",
+            Violation::PayloadSeqMismatch { .. } => "payload-seq-mismatch",
+        }
+    }
+
+    /// The position of the entry the violation is about.
+    pub fn index(&self) -> u64 {
+        match self {
+            Violation::Unreadable { index, .. }
+            | Violation::ChainBroken { index, .. }
+            | Violation::IndexNotContiguous { index, .. }
+            | Violation::SeqGap { index, .. }
+            | Violation::UnknownDrop { index, .. }
+            | Violation::PayloadSizeMismatch { index, .. }
+            | Violation::PayloadHashMismatch { index, .. }
+            | Violation::PayloadRejected { index, .. }
+            | Violation::PayloadSeqMismatch { index, .. } => *index,
+        }
+    }
+
+    /// The seq the violation is about, when it is about one.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Violation::SeqGap { found, .. } => Some(*found),
+            Violation::UnknownDrop { seq, .. }
+            | Violation::PayloadSizeMismatch { seq, .. }
+            | Violation::PayloadHashMismatch { seq, .. }
+            | Violation::PayloadRejected { seq, .. }
+            | Violation::PayloadSeqMismatch { seq, .. } => Some(*seq),
+            Violation::Unreadable { .. } | Violation::ChainBroken { .. } | Violation::IndexNotContiguous { .. } => None,
+        }
+    }
+
+    /// True for violations of the record itself (chain, indexes, seqs, drops), false for those
+    /// of a kept payload.
+    pub fn is_of_the_chain(&self) -> bool {
+        self.seq().is_none() || matches!(self, Violation::SeqGap { .. } | Violation::UnknownDrop { .. })
+    }
+}
+
+/// What a verifier has for the payload of a sent seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadLookup {
+    /// The exact bytes kept under the seq.
+    Kept(Vec<u8>),
+    /// The payload is no longer kept (expired or dropped).
+    NotKept,
+    /// The verifier did not look (the entry is outside the window it audits).
+    NotChecked,
+}
+
 /// What the ledger shows, whether or not it verified.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -109,6 +173,12 @@ pub struct Summary {
     pub payloads_checked: u64,
     /// Sent batches whose payload is no longer kept (expired or dropped).
     pub payloads_not_kept: u64,
+    /// Sent batches whose payload the verifier did not look at (outside its window).
+    #[serde(default)]
+    pub payloads_not_checked: u64,
+    /// The seq the next sent batch must carry: one past the last sent, or a `resumed` seq.
+    #[serde(default)]
+    pub next_seq: u64,
     pub first_time: Option<UnixMillis>,
     pub last_time: Option<UnixMillis>,
     /// Among checked payloads: topology snapshots and deltas.
@@ -118,6 +188,22 @@ pub struct Summary {
     pub symptoms_resolved: u64,
     /// Kinds of symptom seen opening in checked payloads.
     pub symptom_kinds: BTreeSet<SymptomKind>,
+    /// Among checked payloads: the schema versions and cluster ids they carry.
+    #[serde(default)]
+    pub schema_versions: BTreeSet<u32>,
+    #[serde(default)]
+    pub cluster_ids: BTreeSet<String>,
+    /// Among checked payloads: entities sent (in snapshots, or added by deltas) per kind
+    /// (`pod`, `workload/deployment`, ...), and entities removed by deltas.
+    #[serde(default)]
+    pub entity_kinds: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub entities_removed: u64,
+    /// Among checked payloads: edges sent per relation (`runs-on`, `calls`, ...), and removed.
+    #[serde(default)]
+    pub edge_kinds: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub edges_removed: u64,
     /// The ledger ends in a line without its newline: an append in progress or cut short by a
     /// crash. It is not an entry (the store truncates it when it opens) and is not checked.
     pub unterminated_tail: bool,
@@ -175,6 +261,16 @@ pub fn verify(ledger: &[u8], payload: impl Fn(u64) -> Option<Vec<u8>>, guard: &E
 /// Recomputes the chain over `lines` (each without its newline), checks indexes and seqs, and
 /// checks every kept payload against its entry and the guard.
 pub fn verify_lines(lines: &[&[u8]], payload: impl Fn(u64) -> Option<Vec<u8>>, guard: &EgressGuard) -> Verification {
+    verify_lines_with(lines, |seq| payload(seq).map_or(PayloadLookup::NotKept, PayloadLookup::Kept), guard)
+}
+
+/// [`verify_lines`], with the caller saying for each sent seq whether its payload is kept, gone,
+/// or not looked at. The chain, indexes and seqs are always checked over every line.
+pub fn verify_lines_with(
+    lines: &[&[u8]],
+    mut payload: impl FnMut(u64) -> PayloadLookup,
+    guard: &EgressGuard,
+) -> Verification {
     let mut out = Verification::default();
     let mut expected_prev = GENESIS_PREV.to_owned();
     let mut expected_index = 0u64;
@@ -224,8 +320,9 @@ pub fn verify_lines(lines: &[&[u8]], payload: impl Fn(u64) -> Option<Vec<u8>>, g
                 expected_seq = seq.saturating_add(1);
                 sent.insert(*seq);
                 match payload(*seq) {
-                    None => out.summary.payloads_not_kept += 1,
-                    Some(body) => check_payload(position, *seq, *bytes, sha256, &body, guard, &mut out),
+                    PayloadLookup::NotKept => out.summary.payloads_not_kept += 1,
+                    PayloadLookup::NotChecked => out.summary.payloads_not_checked += 1,
+                    PayloadLookup::Kept(body) => check_payload(position, *seq, *bytes, sha256, &body, guard, &mut out),
                 }
             }
             LedgerRecord::Rejected { .. } => summary.rejected += 1,
@@ -243,6 +340,7 @@ pub fn verify_lines(lines: &[&[u8]], payload: impl Fn(u64) -> Option<Vec<u8>>, g
             }
         }
     }
+    out.summary.next_seq = expected_seq;
     out
 }
 
@@ -276,9 +374,19 @@ fn check_payload(
         out.violations.push(Violation::PayloadSeqMismatch { index, seq, found: batch.seq });
     }
     let summary = &mut out.summary;
-    match batch.topology {
-        TopologyPayload::Snapshot { .. } => summary.snapshots += 1,
-        TopologyPayload::Delta { .. } => summary.deltas += 1,
+    summary.schema_versions.insert(batch.schema_version);
+    summary.cluster_ids.insert(batch.cluster_id);
+    match &batch.topology {
+        TopologyPayload::Snapshot { entities, edges } => {
+            count_sent(summary, entities, edges);
+            summary.snapshots += 1;
+        }
+        TopologyPayload::Delta { added_entities, removed_entities, added_edges, removed_edges } => {
+            count_sent(summary, added_entities, added_edges);
+            summary.entities_removed += removed_entities.len() as u64;
+            summary.edges_removed += removed_edges.len() as u64;
+            summary.deltas += 1;
+        }
     }
     for change in &batch.symptoms {
         match change {
@@ -288,6 +396,16 @@ fn check_payload(
             }
             SymptomChange::Resolved { .. } => summary.symptoms_resolved += 1,
         }
+    }
+}
+
+/// Counts the entities and edges a batch sends, by kind.
+fn count_sent(summary: &mut Summary, entities: &[crate::entity::Entity], edges: &[crate::edge::Edge]) {
+    for entity in entities {
+        *summary.entity_kinds.entry(entity.id.kind().to_string()).or_default() += 1;
+    }
+    for edge in edges {
+        *summary.edge_kinds.entry(edge.relation.kind_name().to_owned()).or_default() += 1;
     }
 }
 
@@ -439,6 +557,54 @@ mod tests {
         assert_eq!(s.symptom_kinds, BTreeSet::from([SymptomKind::CrashLoop]));
         assert_eq!((s.first_time, s.last_time), (Some(UnixMillis(1_000)), Some(UnixMillis(6_000))));
         assert!(!s.unterminated_tail);
+    }
+
+    #[test]
+    fn checked_payloads_give_the_kinds_of_data_that_left() {
+        let s = Fixture::new().verify().summary;
+        assert_eq!(s.schema_versions, BTreeSet::from([SCHEMA_VERSION]));
+        assert_eq!(s.cluster_ids, BTreeSet::from(["prod-eu-1".to_owned()]));
+        // Seq 1 is a snapshot of a pod, a node and one runs-on edge; seqs 2, 3, 5 each add a pod.
+        assert_eq!(s.entity_kinds, BTreeMap::from([("node".to_owned(), 1), ("pod".to_owned(), 4)]));
+        assert_eq!(s.edge_kinds, BTreeMap::from([("runs-on".to_owned(), 1)]));
+        assert_eq!((s.entities_removed, s.edges_removed), (0, 0));
+        assert_eq!(s.next_seq, 6);
+    }
+
+    #[test]
+    fn payloads_left_unchecked_are_counted_apart_while_the_chain_is_still_verified() {
+        let mut fixture = Fixture::new();
+        let mut lines = fixture.lines();
+        lines.swap(0, 1);
+        fixture.set_lines(&lines);
+        let lines = fixture.lines();
+        let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+        let lookup = |seq: u64| match fixture.payloads.get(&seq) {
+            _ if seq < 3 => PayloadLookup::NotChecked,
+            Some(body) => PayloadLookup::Kept(body.clone()),
+            None => PayloadLookup::NotKept,
+        };
+        let verification = verify_lines_with(&lines, lookup, &EgressGuard::new());
+        let s = &verification.summary;
+        assert_eq!((s.payloads_not_checked, s.payloads_checked, s.payloads_not_kept), (2, 2, 1));
+        assert!(verification.violations.iter().any(|v| v.name() == "chain-broken" && v.index() == 0));
+        assert!(verification.violations.iter().all(Violation::is_of_the_chain), "{:?}", verification.violations);
+    }
+
+    #[test]
+    fn violations_name_themselves_as_their_json_tag_does() {
+        let violations = [
+            Violation::Unreadable { index: 1, detail: "x".into() },
+            Violation::SeqGap { index: 2, expected: 3, found: 5 },
+            Violation::PayloadHashMismatch { index: 4, seq: 3, expected: "a".into(), found: "b".into() },
+        ];
+        for violation in violations {
+            let json = serde_json::to_value(&violation).unwrap();
+            assert_eq!(json["violation"], violation.name());
+            assert_eq!(json["index"], violation.index());
+        }
+        assert_eq!(Violation::SeqGap { index: 2, expected: 3, found: 5 }.seq(), Some(5));
+        assert!(!Violation::PayloadSeqMismatch { index: 1, seq: 1, found: 2 }.is_of_the_chain());
     }
 
     #[test]
@@ -594,7 +760,7 @@ mod tests {
     fn an_empty_ledger_is_clean_and_empty() {
         let verification = verify(b"", |_| None, &EgressGuard::new());
         assert!(verification.is_clean());
-        assert_eq!(verification.summary, Summary::default());
+        assert_eq!(verification.summary, Summary { next_seq: FIRST_SEQ, ..Summary::default() });
     }
 
     #[test]

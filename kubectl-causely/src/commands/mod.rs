@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod check;
 pub mod completion;
+pub mod egress;
 pub mod install;
 pub mod rbac_diff;
 pub mod remediate;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, Failure> {
         Command::RbacDiff(args) => rbac_diff::run(args).await,
         Command::Remediate(args) => remediate::run(args).await,
         Command::Top(args) => top::run(args).await,
+        Command::Egress(args) => egress::run(args).await,
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args).await,
     }
