@@ -28,5 +28,10 @@ fn the_scripted_demo_shows_the_call_the_symptom_and_a_proven_egress() -> anyhow:
         stdout.lines().any(|l| l.contains("high-cpu-utilization") && l.contains("burner")),
         "no burner symptom in:\n{stdout}"
     );
+    // egress verify went through the API server's service proxy to the demo's mediator and
+    // found every check in order.
+    assert!(stdout.contains("egress verify: PROVEN"), "{stdout}");
+    assert!(stdout.contains("through the API server's proxy"), "{stdout}");
+    assert!(stdout.contains("network-policies"), "{stdout}");
     Ok(())
 }

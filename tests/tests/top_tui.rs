@@ -148,3 +148,34 @@ fn without_a_terminal_or_with_a_bad_url_top_refuses_in_one_line_with_exit_code_t
     }
     Ok(())
 }
+
+/// Without `--mediator-url`, top goes through the API server's service proxy to the install's
+/// mediator Service, as on a real cluster (the mediator listens on its stand-in pod's IP, which
+/// `service_proxy` holds on loopback).
+#[tokio::test(flavor = "multi_thread")]
+async fn top_reaches_the_mediator_through_the_api_servers_service_proxy_by_default() -> anyhow::Result<()> {
+    const PROXIED_NS: &str = "top-proxy";
+    let cluster = Cluster::get()?;
+    let client = cluster.client().await?;
+    ensure_namespace(&client, PROXIED_NS).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let held = causely_tests::service_proxy::expose(&client, PROXIED_NS, port).await?;
+    let state = tempfile::tempdir()?;
+    let mut options = MediatorOptions::new(PROXIED_NS);
+    options.listen = Some(held.addr);
+    let _mediator = Mediator::start(&cluster, &state.path().join("state"), options).await?;
+
+    let script = format!(
+        "unset CAUSELY_MEDIATOR_URL; KUBECONFIG='{}' '{}' top -n {PROXIED_NS}; echo \"top exited $?\"",
+        cluster.kubeconfig.display(),
+        workspace_bin("kubectl-causely")?.display()
+    );
+    let mut pty = Pty::spawn("/bin/sh", &["-c", &script], COLUMNS, ROWS)?;
+    pty.wait_for("the live Symptoms view through the proxy", Duration::from_secs(30), |s| {
+        s.contains("● live") && s.contains("open ·")
+    })
+    .await?;
+    pty.send("q")?;
+    pty.wait_for("top's exit code", Duration::from_secs(10), |s| s.contains("top exited 0")).await?;
+    Ok(())
+}
