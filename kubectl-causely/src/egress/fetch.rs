@@ -14,6 +14,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
+use super::metrics_text;
 use super::policies;
 use super::verify::{self, Counters, Gathered, Later, PolicyCheck, RawStore};
 use crate::baseline::{Baseline, Component};
@@ -148,7 +149,7 @@ fn drops(ledger: &[u8]) -> BTreeSet<u64> {
 async fn from_mediator(api: &MediatorApi, since: Option<UnixMillis>) -> Result<Read, Failure> {
     let mut notes = Vec::new();
     let metrics = match api.get("/metrics").await {
-        Ok(text) => verify::mediator_metrics(&String::from_utf8_lossy(&text)),
+        Ok(text) => metrics_text::mediator_metrics(&String::from_utf8_lossy(&text)),
         Err(e) => {
             notes.push(format!("/metrics: {e}"));
             None
@@ -277,7 +278,7 @@ async fn raw_store(args: &EgressVerifyArgs, install: Option<&(Client, Record)>) 
         }
     };
     match text {
-        Ok(text) => match verify::victoria_metrics_size(&text) {
+        Ok(text) => match metrics_text::victoria_metrics_size(&text) {
             Some((bytes, rows)) => RawStore::Known { source, bytes, rows },
             None => RawStore::Unknown(format!("{source}: /metrics has no vm_data_size_bytes")),
         },

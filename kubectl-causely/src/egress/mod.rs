@@ -5,6 +5,7 @@
 
 pub mod fetch;
 pub mod format;
+pub mod metrics_text;
 pub mod policies;
 pub mod tail;
 pub mod verify;
