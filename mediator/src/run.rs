@@ -131,8 +131,10 @@ async fn serve(
         let (status, updates) = tokio::sync::watch::channel(DeliveryStatus::default());
         tokio::spawn(follow_delivery(shared.clone(), updates));
         let store = shared.store.clone();
+        let (asked, replies) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(crate::server::actions::from_upstream(shared.clone(), replies));
         tokio::spawn(async move {
-            if let Err(err) = deliver::run(store, target, wake, status).await {
+            if let Err(err) = deliver::run(store, target, wake, status, asked).await {
                 tracing::error!(error = %err, "delivery stopped");
             }
         });
@@ -158,6 +160,8 @@ async fn follow_delivery(shared: Arc<Shared>, mut updates: tokio::sync::watch::R
         let failed = now.failed_attempts.saturating_sub(seen.failed_attempts);
         attempts.get_or_create(&crate::metrics::ResultLabel { result: "acknowledged" }).inc_by(acked);
         attempts.get_or_create(&crate::metrics::ResultLabel { result: "failed" }).inc_by(failed);
+        let unreadable = now.unreadable_replies.saturating_sub(seen.unreadable_replies);
+        attempts.get_or_create(&crate::metrics::ResultLabel { result: "unreadable-reply" }).inc_by(unreadable);
         shared.set_delivery(|d| {
             d.last_error = now.last_error.clone();
             if acked > 0 {

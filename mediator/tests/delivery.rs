@@ -192,7 +192,9 @@ async fn every_batch_reaches_a_flapping_upstream_once_after_dedup_in_order_and_b
     };
     let wake = Arc::new(Notify::new());
     let (status_tx, status) = watch::channel(DeliveryStatus::default());
-    let delivery = tokio::spawn(deliver::run(Arc::clone(&store), config, Arc::clone(&wake), status_tx));
+    // This upstream's replies carry no actions; the channel only has to exist.
+    let (asked, _replies) = tokio::sync::mpsc::channel(1);
+    let delivery = tokio::spawn(deliver::run(Arc::clone(&store), config, Arc::clone(&wake), status_tx, asked));
 
     let producer = {
         let (store, guard, wake) = (Arc::clone(&store), Arc::clone(&guard), Arc::clone(&wake));

@@ -14,6 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
@@ -43,6 +44,8 @@ pub struct Received {
 struct Shared {
     received: Vec<Received>,
     mode: Option<Mode>,
+    /// Bodies for the next acknowledgements, in order (the backend's actions); empty: 204.
+    replies: std::collections::VecDeque<String>,
 }
 
 /// A running upstream; dropping it stops it.
@@ -96,7 +99,8 @@ impl Upstream {
     async fn start_with(tls: Option<RustlsConfig>) -> anyhow::Result<Upstream> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the upstream")?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Mutex::new(Shared { received: Vec::new(), mode: Some(Mode::Up) }));
+        let shared =
+            Arc::new(Mutex::new(Shared { received: Vec::new(), mode: Some(Mode::Up), replies: Default::default() }));
         let mut upstream = Upstream { addr, shared, server: None, tls };
         upstream.serve(listener);
         Ok(upstream)
@@ -149,6 +153,14 @@ impl Upstream {
         Ok(())
     }
 
+    /// Acknowledges the next batch with `body` (200) instead of an empty 204: how the backend
+    /// asks for remediation actions (`{"actions": [...]}`).
+    pub fn reply_next(&self, body: impl Into<String>) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.replies.push_back(body.into());
+        }
+    }
+
     /// Everything acknowledged so far, in arrival order (duplicates included).
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().map(|s| s.received.clone()).unwrap_or_default()
@@ -174,21 +186,25 @@ async fn bind_again(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("re-binding the upstream on {addr}"))
 }
 
-async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> Response {
     let mode = shared.lock().ok().and_then(|s| s.mode).unwrap_or(Mode::Up);
     match mode {
-        Mode::Failing => return StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Failing => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Mode::Slow(delay) => tokio::time::sleep(delay).await,
         Mode::Up | Mode::Down => {}
     }
     let Some(seq) = headers.get("x-causely-seq").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) else {
-        return StatusCode::BAD_REQUEST;
+        return StatusCode::BAD_REQUEST.into_response();
     };
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let Ok(mut shared) = shared.lock() {
-        shared.received.push(Received { seq, body: body.to_vec(), authorization });
+    let Ok(mut shared) = shared.lock() else { return StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    shared.received.push(Received { seq, body: body.to_vec(), authorization });
+    match shared.replies.pop_front() {
+        Some(reply) => {
+            (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], reply).into_response()
+        }
+        None => StatusCode::NO_CONTENT.into_response(),
     }
-    StatusCode::NO_CONTENT
 }
 
 /// The received batches after deduplication by seq (first copy wins), in seq order, checking that

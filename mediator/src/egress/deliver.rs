@@ -8,6 +8,11 @@
 //! retried with exponential backoff and jitter, without limit: a batch may therefore arrive more
 //! than once, and the upstream deduplicates by seq. Redirects are not followed, so the body only
 //! ever goes to the configured address.
+//!
+//! The 2xx answer is also the upstream's one way back: its body, when not empty, is an
+//! `ActionList` (`{"actions": [...]}`), remediation actions the backend asks for. They are handed
+//! on for the action queue, which checks each as it checks the CLI's. An answer that cannot be read
+//! still acknowledges the batch; it is logged and counted, never retried.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,7 +24,37 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Certificate, Client, Url};
 use tokio::sync::{Notify, watch};
 
+use causely_model::Action;
+use causely_model::api::ActionList;
+use tokio::sync::mpsc;
+
 use super::store::{EgressStore, StoreError};
+
+/// Largest reply body read from the upstream.
+const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// What the upstream's acknowledgement carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// No body: nothing asked.
+    Empty,
+    /// Actions the backend asks for.
+    Actions(Vec<Action>),
+    /// A body that is not an `ActionList` (or too large); the reason.
+    Unreadable(String),
+}
+
+/// Reads a reply body as the upstream's actions.
+pub fn parse_reply(body: &[u8]) -> Reply {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Reply::Empty;
+    }
+    match serde_json::from_slice::<ActionList>(body) {
+        Ok(list) if list.actions.is_empty() => Reply::Empty,
+        Ok(list) => Reply::Actions(list.actions),
+        Err(err) => Reply::Unreadable(err.to_string()),
+    }
+}
 
 /// Where and how to deliver.
 #[derive(Debug, Clone)]
@@ -67,6 +102,8 @@ pub struct DeliveryStatus {
     pub failed_attempts: u64,
     pub last_delivered_seq: Option<u64>,
     pub last_error: Option<String>,
+    /// Acknowledgements whose body could not be read as actions.
+    pub unreadable_replies: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,8 +195,8 @@ async fn bearer(upstream: &Upstream) -> Result<Option<HeaderValue>, DeliverError
     Ok(Some(value))
 }
 
-/// One attempt to deliver `seq`.
-pub async fn send(client: &Client, upstream: &Upstream, seq: u64, body: &[u8]) -> Result<(), DeliverError> {
+/// One attempt to deliver `seq`; on acknowledgement, what the upstream's reply carried.
+pub async fn send(client: &Client, upstream: &Upstream, seq: u64, body: &[u8]) -> Result<Reply, DeliverError> {
     let mut request = client
         .post(upstream.url.clone())
         .header(CONTENT_TYPE, "application/json")
@@ -169,9 +206,23 @@ pub async fn send(client: &Client, upstream: &Upstream, seq: u64, body: &[u8]) -
     if let Some(token) = bearer(upstream).await? {
         request = request.header(AUTHORIZATION, token);
     }
-    let response = request.send().await.map_err(|source| DeliverError::Transport { seq, source })?;
+    let mut response = request.send().await.map_err(|source| DeliverError::Transport { seq, source })?;
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(DeliverError::Status { seq, status }) }
+    if !status.is_success() {
+        return Err(DeliverError::Status { seq, status });
+    }
+    let mut reply = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if reply.len() + chunk.len() > MAX_REPLY_BYTES => {
+                return Ok(Reply::Unreadable(format!("a reply larger than {MAX_REPLY_BYTES} bytes")));
+            }
+            Ok(Some(chunk)) => reply.extend_from_slice(&chunk),
+            Ok(None) => return Ok(parse_reply(&reply)),
+            // The status already acknowledged the batch; only the reply is lost.
+            Err(err) => return Ok(Reply::Unreadable(format!("reading the reply: {err}"))),
+        }
+    }
 }
 
 /// Runs `f` on the store in a blocking thread, holding the lock only for that call.
@@ -189,12 +240,14 @@ async fn with_store<T: Send + 'static>(
 
 /// Delivers pending batches forever, oldest first, waiting on `wake` when there are none (call
 /// `wake.notify_one()` after accepting a batch). Returns only when the client cannot be built
-/// or the store fails; attempts that fail are retried and reported through `status`.
+/// or the store fails; attempts that fail are retried and reported through `status`. Actions the
+/// upstream's replies carry go to `actions`.
 pub async fn run(
     store: Arc<Mutex<EgressStore>>,
     upstream: Upstream,
     wake: Arc<Notify>,
     status: watch::Sender<DeliveryStatus>,
+    actions: mpsc::Sender<Vec<Action>>,
 ) -> Result<(), DeliverError> {
     let client = client(&upstream)?;
     loop {
@@ -217,12 +270,27 @@ pub async fn run(
                 });
             })
             .await;
-        if let Err(error) = delivered {
-            // Attempts are unbounded, so this is not expected; the batch is still pending.
-            tracing::error!(seq, %error, "egress delivery gave up; starting over");
-            continue;
-        }
+        let reply = match delivered {
+            Ok(reply) => reply,
+            Err(error) => {
+                // Attempts are unbounded, so this is not expected; the batch is still pending.
+                tracing::error!(seq, %error, "egress delivery gave up; starting over");
+                continue;
+            }
+        };
         with_store(&store, move |s| s.mark_delivered(seq)).await?;
+        match reply {
+            Reply::Empty => {}
+            Reply::Actions(asked) => {
+                tracing::info!(seq, actions = asked.len(), "the upstream's reply asks for actions");
+                // Only if the mediator is shutting down is there no one to take them.
+                let _ = actions.send(asked).await;
+            }
+            Reply::Unreadable(reason) => {
+                tracing::warn!(seq, reason, "the upstream's reply is not a list of actions; ignored");
+                status.send_modify(|s| s.unreadable_replies += 1);
+            }
+        }
         status.send_modify(|s| {
             s.delivered += 1;
             s.last_delivered_seq = Some(seq);
@@ -243,6 +311,19 @@ mod tests {
             timeout: Duration::from_secs(1),
             backoff: Backoff::default(),
         }
+    }
+
+    #[test]
+    fn a_reply_is_nothing_a_list_of_actions_or_unreadable() {
+        assert_eq!(parse_reply(b""), Reply::Empty);
+        assert_eq!(parse_reply(b" \n"), Reply::Empty);
+        assert_eq!(parse_reply(br#"{"actions":[]}"#), Reply::Empty);
+        let one = br#"{"actions":[{"id":"a-1","kind":{"type":"cordon"},"target":"node/n1","reason":"disk",
+            "requester":"backend","expires":99}]}"#;
+        let Reply::Actions(actions) = parse_reply(one) else { panic!("{:?}", parse_reply(one)) };
+        assert_eq!((actions.len(), actions[0].id.0.as_str()), (1, "a-1"));
+        assert!(matches!(parse_reply(b"ok"), Reply::Unreadable(_)));
+        assert!(matches!(parse_reply(br#"{"actions":[],"extra":1}"#), Reply::Unreadable(_)), "unknown keys refused");
     }
 
     #[test]

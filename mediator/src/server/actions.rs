@@ -9,7 +9,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use causely_model::api::ActionList;
+use causely_model::api::{ActionList, ActionView};
 use causely_model::{Action, ActionId, ActionResult};
 use serde::de::DeserializeOwned;
 
@@ -68,25 +68,43 @@ fn set_pending_gauge(shared: &Shared, pending: usize) {
     shared.metrics.actions_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
 }
 
+/// Queues one action, as submitted by the CLI or asked for by the upstream, with the same checks.
+pub fn accept(shared: &Shared, action: Action) -> Result<ActionView, JournalError> {
+    let mut store = shared.actions();
+    let view = store.submit(action, now())?;
+    set_pending_gauge(shared, store.pending_count());
+    drop(store);
+    tracing::info!(id = %view.action.id, kind = view.action.kind.name(), target = %view.action.target,
+        requester = %view.action.requester, "action submitted");
+    count(shared, "submitted");
+    Ok(view)
+}
+
+/// Queues the actions the upstream's replies ask for, each marked as the upstream's in its
+/// requester; a refused one is counted and logged like a refused submission.
+pub async fn from_upstream(shared: Arc<Shared>, mut replies: tokio::sync::mpsc::Receiver<Vec<Action>>) {
+    while let Some(actions) = replies.recv().await {
+        for mut action in actions {
+            if !action.requester.starts_with("upstream:") {
+                action.requester = format!("upstream:{}", action.requester);
+            }
+            let id = action.id.clone();
+            if let Err(err) = accept(&shared, action) {
+                let _ = refused(&shared, err);
+                tracing::warn!(%id, "an action the upstream asked for was refused");
+            }
+        }
+    }
+}
+
 pub async fn submit(State(shared): State<Arc<Shared>>, body: Body) -> Response {
     let action: Action = match json_body(&shared, body).await {
         Ok(action) => action,
         Err(response) => return response,
     };
-    let mut store = shared.actions();
-    match store.submit(action, now()) {
-        Ok(view) => {
-            set_pending_gauge(&shared, store.pending_count());
-            drop(store);
-            tracing::info!(id = %view.action.id, kind = view.action.kind.name(), target = %view.action.target,
-                requester = %view.action.requester, "action submitted");
-            count(&shared, "submitted");
-            (StatusCode::CREATED, axum::Json(view)).into_response()
-        }
-        Err(err) => {
-            drop(store);
-            refused(&shared, err)
-        }
+    match accept(&shared, action) {
+        Ok(view) => (StatusCode::CREATED, axum::Json(view)).into_response(),
+        Err(err) => refused(&shared, err),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The mediator's HTTP server: agent intake, the read API, the change stream, the action queue,
 //! metrics and health.
 
-mod actions;
+pub(crate) mod actions;
 mod intake;
 mod read;
 mod stream;
