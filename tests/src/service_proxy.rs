@@ -63,6 +63,7 @@ pub async fn expose(client: &kube::Client, namespace: &str, port: u16) -> anyhow
         Ok(pod.status.and_then(|s| s.pod_ip).and_then(|ip| ip.parse().ok()))
     })
     .await?;
-    ip_addr("add", ip)?;
+    // `replace`, not `add`: an address a killed run left behind is taken over, not an error.
+    ip_addr("replace", ip)?;
     Ok(ProxiedAddr { addr: SocketAddr::new(ip, port) })
 }
