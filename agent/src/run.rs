@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use causely_model::AgentReport;
 use causely_model::api::NodePods;
+use causely_model::{AgentReport, UnixMillis};
 use reqwest::Url;
 
 use crate::cgroup::{CgroupIdResolver, parse_cgroup_path};
@@ -65,13 +65,6 @@ fn kubelet_config(cli: &Cli) -> anyhow::Result<Option<KubeletConfig>> {
     }))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 async fn agent(
     cli: Cli,
     mediator_url: Url,
@@ -79,9 +72,7 @@ async fn agent(
     detector: Detector,
     kubelet: Option<KubeletConfig>,
 ) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    causely_runtime::init_logs();
 
     let mut vm_config = VictoriaConfig::new(vm_url, cli.state_dir.join("spool"));
     vm_config.max_spool_bytes = cli.spool_bytes;
@@ -89,7 +80,7 @@ async fn agent(
     let mut reporting = MediatorConfig::new(mediator_url.clone(), cli.token_file.clone());
     // Seqs go on increasing across restarts (one report per interval never outruns the clock), so
     // the mediator never sees a restarted agent's reports as old ones.
-    reporting.first_seq = now_ms();
+    reporting.first_seq = UnixMillis::now().0;
     let (reports, reporter) = mediator(reporting).context("the mediator reporter")?;
     let endpoints = Endpoints {
         stats: Arc::new(RoundStats::default()),
@@ -216,7 +207,7 @@ async fn rounds(
         }
         let names = mediator_names.clone().with_fallback(&kubelet_names.borrow());
         stats.pods_known.store(names.len() as u64, Ordering::Relaxed);
-        let time_ms = now_ms();
+        let time_ms = UnixMillis::now().0;
         let mut input = RoundInput { time_ms, ..RoundInput::default() };
         if let Some(collector) = collector.as_mut() {
             input.containers = collector.scrape_containers();
@@ -287,7 +278,7 @@ async fn rounds(
             node: cli.node_name.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             seq: 0,
-            time: causely_model::UnixMillis(time_ms),
+            time: UnixMillis(time_ms),
             connections: out.connections,
             symptoms: out.symptoms,
         };

@@ -132,7 +132,7 @@ fn start(config: VictoriaConfig) -> (SampleSender, JoinHandle<anyhow::Result<()>
 
 /// A recent time, so VictoriaMetrics' retention does not discard the samples.
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    causely_model::UnixMillis::now().0
 }
 
 fn sample(metric: &str, labels: &[(&str, &str)], value: f64, time_ms: u64) -> Sample {

@@ -34,15 +34,15 @@ impl From<kube::Error> for KubeActionError {
         match err {
             kube::Error::Api(status) => {
                 let reason = if status.reason.is_empty() { "Error".to_owned() } else { status.reason.clone() };
-                KubeActionError::Refused(format!("{} {reason}: {}", status.code, one_line(&status.message)))
+                KubeActionError::Refused(format!(
+                    "{} {reason}: {}",
+                    status.code,
+                    causely_runtime::one_line(&status.message)
+                ))
             }
-            other => KubeActionError::Unreachable(one_line(&other.to_string())),
+            other => KubeActionError::Unreachable(causely_runtime::one_line(&other.to_string())),
         }
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn params(dry_run: bool) -> PatchParams {

@@ -5,12 +5,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = causely_executor::Cli::parse();
-    match causely_executor::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", format!("{err:#}").split_whitespace().collect::<Vec<_>>().join(" "));
-            ExitCode::from(2)
-        }
-    }
+    causely_runtime::exit(causely_executor::run(causely_executor::Cli::parse()))
 }

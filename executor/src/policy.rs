@@ -120,8 +120,10 @@ impl Policy {
         let policy: Policy = if text.trim().is_empty() {
             Policy::default()
         } else {
-            serde_saphyr::from_str(text)
-                .map_err(|e| PolicyError::Parse { path: path.to_owned(), detail: one_line(&e.to_string()) })?
+            serde_saphyr::from_str(text).map_err(|e| PolicyError::Parse {
+                path: path.to_owned(),
+                detail: causely_runtime::one_line(&e.to_string()),
+            })?
         };
         policy.validate()?;
         Ok(policy)
@@ -172,10 +174,6 @@ impl Policy {
         }
         Ok(())
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -40,24 +40,13 @@ pub struct MediatorClient {
     http: reqwest::Client,
 }
 
-fn detail(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl MediatorClient {
     pub fn new(base: &str, token_file: Option<PathBuf>, timeout: Duration) -> Result<Self, PullError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| PullError::Unreachable { url: base.to_owned(), detail: detail(&e) })?;
+            .map_err(|e| PullError::Unreachable { url: base.to_owned(), detail: causely_runtime::with_causes(&e) })?;
         Ok(MediatorClient { base: base.trim_end_matches('/').to_owned(), token_file, http })
     }
 
@@ -76,7 +65,7 @@ impl MediatorClient {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> PullError {
-        PullError::Unreachable { url: self.base.clone(), detail: detail(err) }
+        PullError::Unreachable { url: self.base.clone(), detail: causely_runtime::with_causes(err) }
     }
 
     /// The actions waiting for the executor, oldest first.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use causely_model::{Action, ActionOutcome, ActionResult, UnixMillis};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::audit_log::{AuditLine, AuditLog};
 use crate::config::Cli;
@@ -19,15 +18,6 @@ use crate::{events, kube_actions};
 /// What the executor says when it finds an id it started but never finished.
 pub const INTERRUPTED: &str =
     "the executor stopped while running this action; whether it took effect is unknown, and it is not run again";
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now() -> UnixMillis {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    UnixMillis(millis)
-}
 
 /// Checks the configuration, then runs until SIGTERM or Ctrl-C.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,39 +40,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(serve(cli, policy))
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
-async fn kube_client(cli: &Cli) -> anyhow::Result<kube::Client> {
-    let config = match &cli.kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::incluster().context("no --kubeconfig and not running in a cluster")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
-fn identity(cli: &Cli) -> String {
-    cli.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "causely-executor".to_owned())
-    })
-}
-
 async fn serve(cli: Cli, policy: Policy) -> anyhow::Result<()> {
-    init_logs();
+    causely_runtime::init_logs();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube_client(&cli).await?;
+    let client = causely_runtime::kube_client(cli.kubeconfig.as_deref()).await?;
     let runs = RunLog::open(&cli.state_dir).context("opening the run record")?;
     let audit = AuditLog::open(&cli.state_dir)?;
     let mediator =
@@ -110,7 +71,7 @@ async fn serve(cli: Cli, policy: Policy) -> anyhow::Result<()> {
         runs,
         audit,
         dry_run_only: cli.dry_run_only,
-        instance: identity(&cli),
+        instance: causely_runtime::identity(cli.identity.as_deref(), "causely-executor"),
         exposed,
     };
     let mut shutdown = std::pin::pin!(shutdown());
@@ -157,12 +118,12 @@ impl Executor {
     }
 
     fn result(&self, action: &Action, outcome: ActionOutcome, dry_run: bool) -> ActionResult {
-        ActionResult { id: action.id.clone(), outcome, dry_run, finished: now() }
+        ActionResult { id: action.id.clone(), outcome, dry_run, finished: UnixMillis::now() }
     }
 
     async fn handle(&mut self, action: &Action) -> anyhow::Result<()> {
         let previous = self.runs.book().get(&action.id).cloned();
-        let decision = decide(action, previous.as_ref(), &self.policy, now(), self.dry_run_only);
+        let decision = decide(action, previous.as_ref(), &self.policy, UnixMillis::now(), self.dry_run_only);
         let dry = self.dry_run_only || action.dry_run;
         let mut regarding = kube_actions::reference(&action.target);
         let result = match decision {
@@ -173,7 +134,7 @@ impl Executor {
             Decision::Reject { reason } => self.result(action, ActionOutcome::Rejected { reason }, dry),
             Decision::Interrupted => self.result(action, ActionOutcome::Failed { reason: INTERRUPTED.to_owned() }, dry),
             Decision::Run { dry_run_only } => {
-                self.runs.record(RunRecord::Started { id: action.id.clone(), at: now() })?;
+                self.runs.record(RunRecord::Started { id: action.id.clone(), at: UnixMillis::now() })?;
                 let outcome = match kube_actions::perform(&self.client, action, true).await {
                     Err(err) => ActionOutcome::Failed { reason: format!("dry run: {err}") },
                     Ok(target) if dry_run_only => {

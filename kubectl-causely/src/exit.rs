@@ -46,9 +46,7 @@ pub fn api_failure(context: impl std::fmt::Display, err: kube::Error) -> Failure
 }
 
 /// Folds a possibly multi-line message into one line so that stderr stays greppable.
-pub fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use causely_runtime::one_line;
 
 #[cfg(test)]
 mod tests {

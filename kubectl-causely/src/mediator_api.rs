@@ -184,13 +184,16 @@ impl MediatorApi {
     async fn open(&self, path: &str) -> Result<(u16, ByteStream), ApiError> {
         match &self.route {
             Route::Direct { base, http } => {
-                let response =
-                    http.get(format!("{base}{path}")).send().await.map_err(|e| self.unreachable(reqwest_detail(&e)))?;
+                let response = http
+                    .get(format!("{base}{path}"))
+                    .send()
+                    .await
+                    .map_err(|e| self.unreachable(causely_runtime::with_causes(&e)))?;
                 let status = response.status().as_u16();
                 let via = self.via.clone();
                 let stream = response.bytes_stream().map_err(move |e| ApiError::Unreachable {
                     via: via.clone(),
-                    detail: crate::exit::one_line(&reqwest_detail(&e)),
+                    detail: crate::exit::one_line(&causely_runtime::with_causes(&e)),
                 });
                 Ok((status, Box::pin(stream)))
             }
@@ -256,9 +259,10 @@ impl MediatorApi {
                         .body(payload)
                         .send()
                         .await
-                        .map_err(|e| self.unreachable(reqwest_detail(&e)))?;
+                        .map_err(|e| self.unreachable(causely_runtime::with_causes(&e)))?;
                     let status = response.status().as_u16();
-                    let bytes = response.bytes().await.map_err(|e| self.unreachable(reqwest_detail(&e)))?;
+                    let bytes =
+                        response.bytes().await.map_err(|e| self.unreachable(causely_runtime::with_causes(&e)))?;
                     (status, bytes.to_vec())
                 }
                 Route::Proxy { client, prefix } => {
@@ -312,18 +316,6 @@ impl MediatorApi {
         });
         Ok(Box::pin(events))
     }
-}
-
-/// reqwest's error with its causes (the top-level message alone says only "error sending request").
-fn reqwest_detail(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The leader's egress loop: every interval, gather topology and symptom changes into one batch,
 //! reserve its seq in the Lease, and hand it to the store (which guards and ledgers it).
 
+use causely_model::UnixMillis;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::egress::store::AcceptError;
 use crate::leader::{LeaseKeeper, Role, resume_seq};
 use crate::metrics::RuleLabel;
-use crate::state::{Shared, now};
+use crate::state::Shared;
 
 /// Keeps this replica's leadership current; on becoming leader, resumes the cluster's sequence.
 pub async fn campaign(shared: Arc<Shared>, keeper: Arc<Mutex<LeaseKeeper>>) {
@@ -24,7 +25,7 @@ pub async fn campaign(shared: Arc<Shared>, keeper: Arc<Mutex<LeaseKeeper>>) {
                         let mut store = shared.store();
                         let stats = store.stats();
                         let seq = resume_seq(next_seq, stats.next_seq, continued, stats.ledger_entries > 0);
-                        store.resume_at(seq, previous.as_deref().unwrap_or("(unknown)"), now())
+                        store.resume_at(seq, previous.as_deref().unwrap_or("(unknown)"), UnixMillis::now())
                     };
                     match resumed {
                         Ok(seq) => tracing::info!(next_seq = seq, "leading: this replica sends"),
@@ -60,7 +61,7 @@ pub async fn batch_once(shared: &Shared, keeper: &Mutex<LeaseKeeper>, wake: &Not
         let store = shared.store();
         (store.next_seq(), store.needs_snapshot())
     };
-    let Some(prepared) = shared.core().prepare_batch(&shared.cluster_id, seq, now(), snapshot) else {
+    let Some(prepared) = shared.core().prepare_batch(&shared.cluster_id, seq, UnixMillis::now(), snapshot) else {
         return;
     };
     if let Err(err) = keeper.lock().await.reserve(seq).await {
@@ -69,7 +70,7 @@ pub async fn batch_once(shared: &Shared, keeper: &Mutex<LeaseKeeper>, wake: &Not
         shared.core().batch_failed();
         return;
     }
-    let accepted = shared.store().accept(&prepared.batch, &shared.guard, now());
+    let accepted = shared.store().accept(&prepared.batch, &shared.guard, UnixMillis::now());
     match accepted {
         Ok(accepted) => {
             if shared.upstream == crate::config::NO_UPSTREAM {
@@ -110,7 +111,7 @@ pub async fn run(shared: Arc<Shared>, keeper: Arc<Mutex<LeaseKeeper>>, wake: Arc
         batch_once(&shared, &keeper, &wake).await;
         if expired_at.elapsed() >= EXPIRE_EVERY {
             expired_at = Instant::now();
-            if let Err(err) = shared.store().expire(now()) {
+            if let Err(err) = shared.store().expire(UnixMillis::now()) {
                 tracing::warn!(error = %err, "could not delete expired payloads");
             }
         }
@@ -124,7 +125,7 @@ pub async fn tick(shared: Arc<Shared>, interval: Duration) {
     loop {
         let started = Instant::now();
         let listed = shared.synced();
-        let events = shared.core().tick(now(), listed);
+        let events = shared.core().tick(UnixMillis::now(), listed);
         shared.publish(events);
         tokio::time::sleep(interval.max(started.elapsed() * 4)).await;
     }

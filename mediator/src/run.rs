@@ -1,11 +1,11 @@
 //! Wires the mediator together: configuration, the kube client, the egress store, the HTTP server,
 //! the watches, leader election, batching and delivery.
 
+use causely_model::UnixMillis;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{Mutex, Notify};
 
 use crate::actions::ActionStore;
@@ -44,52 +44,23 @@ fn load_rules(path: Option<&std::path::Path>) -> anyhow::Result<ClusterRules> {
     Ok(rules)
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-}
-
-async fn kube_client(cli: &Cli) -> anyhow::Result<kube::Client> {
-    let config = match &cli.kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::incluster().context("no --kubeconfig and not running in a cluster")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
-fn identity(cli: &Cli) -> String {
-    cli.identity.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "causely-mediator".to_owned())
-    })
-}
-
 async fn serve(
     cli: Cli,
     [account, executor]: [ServiceAccountRef; 2],
     upstream: UpstreamTarget,
     rules: ClusterRules,
 ) -> anyhow::Result<()> {
-    init_logs();
+    causely_runtime::init_logs();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-    let client = kube_client(&cli).await?;
+    let client = causely_runtime::kube_client(cli.kubeconfig.as_deref()).await?;
     let limits = StoreLimits { max_pending_bytes: cli.max_pending_bytes, retention: cli.payload_retention };
     let guard = causely_model::guard::EgressGuard::new();
     let store = EgressStore::open(&cli.state_dir, limits, &guard)
         .with_context(|| format!("opening the egress state in {}", cli.state_dir.display()))?;
     let verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, account);
     let executor_verifier = TokenVerifier::new(IssuerSource::new(client.clone()), &cli.token_audience, executor);
-    let actions = ActionStore::open(&cli.state_dir, crate::state::now())
+    let actions = ActionStore::open(&cli.state_dir, UnixMillis::now())
         .with_context(|| format!("opening the action queue in {}", cli.state_dir.display()))?;
     let upstream_name = match &upstream {
         UpstreamTarget::None => crate::config::NO_UPSTREAM.to_owned(),
@@ -111,8 +82,12 @@ async fn serve(
 
     watch::spawn_all(&client, &shared);
     let leases = kube::Api::namespaced(client.clone(), &cli.namespace);
-    let keeper =
-        Arc::new(Mutex::new(LeaseKeeper::new(leases, &cli.lease_name, &identity(&cli), LeaseTiming::default())));
+    let keeper = Arc::new(Mutex::new(LeaseKeeper::new(
+        leases,
+        &cli.lease_name,
+        &causely_runtime::identity(cli.identity.as_deref(), "causely-mediator"),
+        LeaseTiming::default(),
+    )));
     let wake = Arc::new(Notify::new());
     tokio::spawn(batcher::campaign(shared.clone(), keeper.clone()));
     tokio::spawn(batcher::tick(shared.clone(), TICK));
@@ -165,7 +140,7 @@ async fn follow_delivery(shared: Arc<Shared>, mut updates: tokio::sync::watch::R
         shared.set_delivery(|d| {
             d.last_error = now.last_error.clone();
             if acked > 0 {
-                d.last_delivery = Some(crate::state::now());
+                d.last_delivery = Some(UnixMillis::now());
                 d.last_error = None;
             }
         });

@@ -50,15 +50,6 @@ pub struct Shared {
     pub delivery: Mutex<DeliveryState>,
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now() -> UnixMillis {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    UnixMillis(millis)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain values behind; carry on with them.
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
+    /// The system clock now. The pure code takes times as arguments; this is for the edges that
+    /// hand them in.
+    pub fn now() -> UnixMillis {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        UnixMillis(since_epoch.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+    }
+
     /// Milliseconds elapsed from `earlier` to `self`, or zero when `earlier` is later.
     pub fn saturating_since(self, earlier: UnixMillis) -> u64 {
         self.0.saturating_sub(earlier.0)

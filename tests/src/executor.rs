@@ -22,7 +22,7 @@ pub const ACCOUNT: &str = "causely-executor";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    causely_model::UnixMillis::now().0
 }
 
 /// Binds `namespace/causely-executor` to a ClusterRole `role_name` holding the scoped executor

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use causely_model::UnixMillis;
 use causely_model::api::NodePods;
 use reqwest::Url;
 use tokio::sync::watch;
@@ -111,7 +112,8 @@ impl Kubelet {
             .join(endpoint.path())
             .map_err(|e| ScrapeError::Transport { url: self.config.url.to_string(), detail: e.to_string() })?;
         let shown = url.to_string();
-        let transport = |e: reqwest::Error| ScrapeError::Transport { url: shown.clone(), detail: detail(&e) };
+        let transport =
+            |e: reqwest::Error| ScrapeError::Transport { url: shown.clone(), detail: causely_runtime::with_causes(&e) };
         let mut request = self.http.get(url.clone());
         if let Some(path) = &self.config.token_file {
             let token = tokio::fs::read_to_string(path)
@@ -132,24 +134,6 @@ impl Kubelet {
         }
         String::from_utf8(body).map_err(|_| ScrapeError::NotText { url: shown })
     }
-}
-
-fn detail(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Scrapes both endpoints every `interval` until the agent stops: samples to `sink`, the pods
@@ -175,7 +159,7 @@ pub async fn run(
                         tracing::info!(endpoint = endpoint.path(), "the kubelet answers again");
                     }
                     stats.ok[i].fetch_add(1, Ordering::Relaxed);
-                    let parsed = samples(&text, &node, now_ms());
+                    let parsed = samples(&text, &node, UnixMillis::now().0);
                     if endpoint == Endpoint::Cadvisor {
                         let named = pods(&parsed);
                         stats.pods_named.store(named.pods.len() as u64, Ordering::Relaxed);

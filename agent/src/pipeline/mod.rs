@@ -336,19 +336,24 @@ mod tests {
         assert_eq!(kinds, [SymptomKind::RunQueueLatency]);
     }
 
-    #[test]
-    fn connections_become_observations_by_pod_uid_and_raw_counts_become_samples() {
-        let mut p = pipeline();
-        let connection = ConnectionInput {
+    /// One outbound connection of the pod to a database Service, with the RTT of those that closed.
+    fn outbound(rtt_us: Option<u64>) -> ConnectionInput {
+        ConnectionInput {
             pod: Some(pod()),
             local: "10.244.1.5:0".parse().unwrap(),
             remote: "10.96.0.20:5432".parse().unwrap(),
             direction: Direction::Outbound,
-            established: 7,
-            failed: 2,
-            retransmits: 1,
-            rtt_us: Some(1_500),
-        };
+            established: 1,
+            failed: 0,
+            retransmits: 0,
+            rtt_us,
+        }
+    }
+
+    #[test]
+    fn connections_become_observations_by_pod_uid_and_raw_counts_become_samples() {
+        let mut p = pipeline();
+        let connection = ConnectionInput { established: 7, failed: 2, retransmits: 1, ..outbound(Some(1_500)) };
         let host = ConnectionInput { pod: None, ..connection.clone() };
         let out = p.round(
             RoundInput { connections: vec![connection, host], time_ms: 1_000, ..RoundInput::default() },
@@ -370,16 +375,7 @@ mod tests {
     #[test]
     fn a_round_in_which_no_connection_closed_has_no_rtt_sample() {
         let mut p = pipeline();
-        let connection = ConnectionInput {
-            pod: Some(pod()),
-            local: "10.244.1.5:0".parse().unwrap(),
-            remote: "10.96.0.20:5432".parse().unwrap(),
-            direction: Direction::Outbound,
-            established: 1,
-            failed: 0,
-            retransmits: 0,
-            rtt_us: None,
-        };
+        let connection = outbound(None);
         let out =
             p.round(RoundInput { connections: vec![connection], time_ms: 1_000, ..RoundInput::default() }, &names());
         assert!(out.samples.iter().all(|s| s.metric != "causely_tcp_rtt_seconds"));

@@ -1,8 +1,6 @@
 //! `kubectl causely egress verify` and `egress tail`: parse, gather, print, map the verdict to an
 //! exit code. The work is in `crate::egress`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use causely_model::UnixMillis;
 use causely_model::guard::EgressGuard;
 
@@ -19,12 +17,8 @@ pub async fn run(args: EgressArgs) -> Result<Outcome, Failure> {
     }
 }
 
-fn now() -> UnixMillis {
-    UnixMillis(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
-}
-
 async fn run_verify(args: EgressVerifyArgs) -> Result<Outcome, Failure> {
-    let gathered = fetch::gather(&args, now()).await?;
+    let gathered = fetch::gather(&args, UnixMillis::now()).await?;
     let report = verify::verify(&gathered, &EgressGuard::new());
     match args.output {
         OutputFormat::Text => crate::out!("{}", format::report_text(&report)),

@@ -19,14 +19,6 @@ const WAIT_POLL: Duration = Duration::from_millis(500);
 /// its next poll, so a result normally arrives within this.
 const WAIT_GRACE: Duration = Duration::from_secs(30);
 
-fn now() -> UnixMillis {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    UnixMillis(millis)
-}
-
 /// A fresh id: the time and a random part, so two submissions never share one.
 fn fresh_id(now: UnixMillis) -> ActionId {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -106,7 +98,7 @@ fn submit_failure(err: ApiError) -> Failure {
 }
 
 pub async fn run(args: RemediateArgs) -> Result<Outcome, Failure> {
-    let at = now();
+    let at = UnixMillis::now();
     let id = match &args.id {
         Some(id) => ActionId(id.clone()),
         None => fresh_id(at),

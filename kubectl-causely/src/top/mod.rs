@@ -13,7 +13,7 @@ pub mod views;
 pub(crate) mod testdata;
 
 use std::io::IsTerminal;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use causely_model::UnixMillis;
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -43,10 +43,6 @@ pub fn require_terminal() -> Result<(), Failure> {
     }
 }
 
-fn now() -> UnixMillis {
-    UnixMillis(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default())
-}
-
 /// Runs the screen until the user quits.
 pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
     let (sender, mut updates) = mpsc::channel(FEED_QUEUE);
@@ -56,7 +52,7 @@ pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
     };
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut app = App::new(api.via(), now());
+    let mut app = App::new(api.via(), UnixMillis::now());
     let mut session =
         terminal::enter().map_err(|e| Failure::CouldNotRun(format!("cannot set up the terminal: {e}")))?;
     let feed = tokio::spawn(feed::run(api, sender));
@@ -64,7 +60,7 @@ pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
-        app.now = now();
+        app.now = UnixMillis::now();
         if let Err(e) = session.terminal.draw(|frame| views::draw(frame, &mut app)) {
             break Err(Failure::CouldNotRun(format!("cannot draw on the terminal: {e}")));
         }
@@ -75,7 +71,7 @@ pub async fn run(api: MediatorApi) -> Result<Outcome, Failure> {
                     // terminal back already: stop drawing.
                     break Err(Failure::CouldNotRun("the mediator feed stopped unexpectedly".into()));
                 };
-                app.now = now();
+                app.now = UnixMillis::now();
                 app.apply(update);
                 // Apply what else is queued before drawing again: one frame per burst.
                 while let Ok(update) = updates.try_recv() {

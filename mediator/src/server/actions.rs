@@ -3,6 +3,7 @@
 //! projected ServiceAccount token), `GET /v1/actions?state=pending` and
 //! `POST /v1/actions/{id}/result`.
 
+use causely_model::UnixMillis;
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::actions::{JournalError, QueueError, Reported};
 use crate::metrics::ResultLabel;
-use crate::state::{Shared, now};
+use crate::state::Shared;
 
 /// Far above any action or result (their texts are bounded by the model).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -71,7 +72,7 @@ fn set_pending_gauge(shared: &Shared, pending: usize) {
 /// Queues one action, as submitted by the CLI or asked for by the upstream, with the same checks.
 pub fn accept(shared: &Shared, action: Action) -> Result<ActionView, JournalError> {
     let mut store = shared.actions();
-    let view = store.submit(action, now())?;
+    let view = store.submit(action, UnixMillis::now())?;
     set_pending_gauge(shared, store.pending_count());
     drop(store);
     tracing::info!(id = %view.action.id, kind = view.action.kind.name(), target = %view.action.target,

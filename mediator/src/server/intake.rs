@@ -7,9 +7,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use causely_model::{AgentReport, EntityId, EntityKind, SymptomChange};
+use causely_model::{AgentReport, EntityId, EntityKind, SymptomChange, UnixMillis};
 
-use crate::state::{Shared, now};
+use crate::state::Shared;
 
 use causely_model::report::{MAX_CONNECTIONS, MAX_SYMPTOM_CHANGES};
 
@@ -54,7 +54,7 @@ pub async fn post_report(State(shared): State<Arc<Shared>>, headers: HeaderMap, 
     if let Err(reason) = validate(&report) {
         return refuse(&shared, StatusCode::UNPROCESSABLE_ENTITY, "invalid", reason);
     }
-    let (summary, events) = shared.core().ingest(&report, now());
+    let (summary, events) = shared.core().ingest(&report, UnixMillis::now());
     shared.publish(events);
     shared.metrics.intake("accepted");
     shared.metrics.intake_bytes.inc_by(bytes.len() as u64);
