@@ -111,20 +111,10 @@ async fn agent(
     tokio::select! {
         served = server => served.context("serving")?,
         () = rounds => {}
-        () = shutdown() => {}
+        () = causely_runtime::shutdown() => {}
     }
     reporting.abort();
     Ok(())
-}
-
-async fn shutdown() {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// How often the pod list is refreshed when every container already has a name.

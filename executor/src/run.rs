@@ -74,7 +74,7 @@ async fn serve(cli: Cli, policy: Policy) -> anyhow::Result<()> {
         instance: causely_runtime::identity(cli.identity.as_deref(), "causely-executor"),
         exposed,
     };
-    let mut shutdown = std::pin::pin!(shutdown());
+    let mut shutdown = std::pin::pin!(causely_runtime::shutdown());
     loop {
         executor.round().await;
         tokio::select! {
@@ -187,16 +187,4 @@ impl Executor {
             }
         }
     }
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("stopping");
 }

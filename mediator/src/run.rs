@@ -116,7 +116,7 @@ async fn serve(
     }
     let served = tokio::select! {
         served = server::serve(listener, shared.clone()) => served.context("serving"),
-        () = shutdown() => Ok(()),
+        () = causely_runtime::shutdown() => Ok(()),
     };
     shared.leader.store(false, std::sync::atomic::Ordering::Relaxed);
     if let Err(err) = keeper.lock().await.release().await {
@@ -146,16 +146,4 @@ async fn follow_delivery(shared: Arc<Shared>, mut updates: tokio::sync::watch::R
         });
         seen = now;
     }
-}
-
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("stopping");
 }

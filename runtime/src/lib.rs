@@ -1,11 +1,13 @@
 //! What the component binaries (agent, mediator, executor) and the plugin share around their
-//! cores: an error and its causes as one line, the entry point's exit code, logs, the Kubernetes
-//! client from `--kubeconfig`, and a replica's identity.
+//! cores: an error and its causes as one line, the entry point's exit code, logs, waiting for
+//! SIGTERM, the retry schedule, the Kubernetes client from `--kubeconfig`, and a replica's identity.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use backon::ExponentialBuilder;
 
 /// `text` with every run of whitespace (newlines included) folded into one space.
 pub fn one_line(text: &str) -> String {
@@ -58,6 +60,43 @@ pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Returns on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub async fn shutdown() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+}
+
+/// Delay between attempts: doubling from `min` up to `max`, jitter included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { min: Duration::from_millis(200), max: Duration::from_secs(30) }
+    }
+}
+
+impl Backoff {
+    /// The schedule as backon's builder, without a limit on attempts.
+    pub fn builder(self) -> ExponentialBuilder {
+        // backon's jitter adds up to one more delay, so the base is capped at half of `max`.
+        ExponentialBuilder::default()
+            .with_min_delay(self.min)
+            .with_max_delay((self.max / 2).max(self.min))
+            .with_jitter()
+            .without_max_times()
+    }
 }
 
 /// A client from the kubeconfig at `path`, or from the pod's service account when there is none.

@@ -12,8 +12,6 @@ pub mod victoria;
 
 use std::time::Duration;
 
-use backon::ExponentialBuilder;
-
 /// One raw measurement from a collector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -26,30 +24,8 @@ pub struct Sample {
     pub time_ms: u64,
 }
 
-/// Delay between attempts: doubling from `min` up to `max`, jitter included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { min: Duration::from_millis(200), max: Duration::from_secs(30) }
-    }
-}
-
-impl Backoff {
-    /// The same schedule the mediator uses towards its upstream, without a limit on attempts.
-    pub(crate) fn builder(self) -> ExponentialBuilder {
-        // backon's jitter adds up to one more delay, so the base is capped at half of `max`.
-        ExponentialBuilder::default()
-            .with_min_delay(self.min)
-            .with_max_delay((self.max / 2).max(self.min))
-            .with_jitter()
-            .without_max_times()
-    }
-}
+/// The retry schedule, shared with the mediator's delivery.
+pub use causely_runtime::Backoff;
 
 /// An HTTP client with one bound on each attempt, from connecting to the end of the answer, and
 /// no redirects, so a body only ever goes to the configured address.

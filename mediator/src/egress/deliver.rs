@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{Certificate, Client, Url};
 use tokio::sync::{Notify, watch};
@@ -71,29 +71,8 @@ pub struct Upstream {
     pub backoff: Backoff,
 }
 
-/// Delay between attempts: doubling from `min` up to `max`, jitter included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { min: Duration::from_millis(200), max: Duration::from_secs(30) }
-    }
-}
-
-impl Backoff {
-    fn builder(self) -> ExponentialBuilder {
-        // backon's jitter adds up to one more delay, so the base is capped at half of `max`.
-        ExponentialBuilder::default()
-            .with_min_delay(self.min)
-            .with_max_delay((self.max / 2).max(self.min))
-            .with_jitter()
-            .without_max_times()
-    }
-}
+/// The retry schedule, shared with the agent's shippers.
+pub use causely_runtime::Backoff;
 
 /// What delivery has done so far, for metrics and the read API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
