@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: deps build test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-agent bench-egress-verify cluster-up cluster-down
+.PHONY: deps build images test demo manifests bench bench-lifecycle bench-audit bench-mediator bench-egress bench-agent bench-egress-verify cluster-up cluster-down
 
 deps:
 	scripts/deps
@@ -7,20 +7,29 @@ deps:
 build: deps
 	cargo build --workspace --all-targets
 
+# The components' container images (daemonless, reproducible) in target/images/oci, their digests in
+# target/images/digests.json (embedded into kubectl-causely by its build); `scripts/images push` publishes them.
+images: deps
+	scripts/images
+
 # Every test: unit, component and cluster. Cluster tests start the local control plane
 # themselves (tests/cluster/up) and leave it running for the next run; `make cluster-down` stops it.
-test: build
+# Images first: the image tests use them, and the plugin is built with their digests.
+test: images build
 	cargo test --workspace --no-fail-fast
 
-# The local demo: a real control plane, and `kubectl causely` used through kubectl.
-demo: build
+# The local demo: a real control plane with a real node, Causely installed from the local
+# registry, and `kubectl causely` used through kubectl.
+demo: images build
 	scripts/demo
 
-# The rendered releases kept in manifests/ (a test fails when they are stale).
+# The rendered releases kept in manifests/ (a test fails when they are stale), without image digests:
+# those depend on the build (kubectl-causely/tests/manifests.rs strips them the same way).
 manifests:
 	cargo build -p kubectl-causely
 	target/debug/kubectl-causely install --dry-run -o yaml > manifests/default.yaml
 	target/debug/kubectl-causely install --dry-run -o yaml --executor > manifests/executor.yaml
+	sed -E -i 's/@sha256:[0-9a-f]{64}//g' manifests/default.yaml manifests/executor.yaml
 
 # Benchmarks (figures in docs/benchmarks.md); never part of the tests.
 bench:

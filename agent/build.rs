@@ -23,7 +23,10 @@ fn main() -> ExitCode {
 fn build() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    let src_dir = manifest_dir.join("../ebpf");
+    // Canonical, so the paths clang records (BTF line info, DWARF) start with the workspace root the prefix map
+    // below replaces.
+    let workspace = manifest_dir.join("..").canonicalize().map_err(|e| format!("cannot resolve the workspace: {e}"))?;
+    let src_dir = workspace.join("ebpf");
     println!("cargo::rerun-if-changed={}", src_dir.display());
     println!("cargo::rerun-if-changed={KERNEL_BTF}");
 
@@ -40,7 +43,7 @@ fn build() -> Result<(), String> {
     let vmlinux = out_dir.join("vmlinux.h");
     generate_vmlinux_h(&vmlinux)?;
     for source in &sources {
-        compile(source, &src_dir, &out_dir)?;
+        compile(source, &workspace, &src_dir, &out_dir)?;
     }
     Ok(())
 }
@@ -80,11 +83,16 @@ fn target_arch() -> &'static str {
     }
 }
 
-fn compile(source: &Path, src_dir: &Path, out_dir: &Path) -> Result<(), String> {
+fn compile(source: &Path, workspace: &Path, src_dir: &Path, out_dir: &Path) -> Result<(), String> {
     let name = source.file_name().map(|n| n.to_string_lossy().replace(".bpf.c", ".bpf.o")).unwrap_or_default();
     let object = out_dir.join(name);
     let output = Command::new("clang")
         .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror"])
+        // The object is embedded in the agent: paths of this checkout in its debug info would make two
+        // clones at different places build different binaries (and images). OUT_DIR (vmlinux.h) on its own,
+        // for a target directory outside the workspace.
+        .arg(format!("-ffile-prefix-map={}=/causely/out", out_dir.display()))
+        .arg(format!("-ffile-prefix-map={}=/causely", workspace.display()))
         .arg(format!("-D__TARGET_ARCH_{}", target_arch()))
         .arg("-I")
         .arg(out_dir)

@@ -28,7 +28,7 @@ impl Plan {
 }
 
 fn yaml(manifest: &Manifest) -> String {
-    serde_saphyr::to_string(&manifest.object).unwrap_or_default()
+    crate::render::to_yaml(&manifest.object).unwrap_or_default()
 }
 
 pub fn plan(old: &[Manifest], new: &[Manifest], namespace: &str) -> Plan {

@@ -1,5 +1,8 @@
 //! `manifests/` holds exactly what this build's `install --dry-run -o yaml` prints, so reviewers
 //! can read a release's objects without running anything. Regenerate with `make manifests`.
+//!
+//! Image digests are stripped on both sides: they depend on the binaries this tree built (embedded from
+//! target/images/digests.json), and a reviewed file must not change with every build.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +14,7 @@ fn rendered(args: &[&str]) -> String {
         .output()
         .expect("the plugin runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("YAML is UTF-8")
+    kubectl_causely::render::digests::strip(&String::from_utf8(out.stdout).expect("YAML is UTF-8"))
 }
 
 fn assert_current(file: &str, args: &[&str]) {

@@ -2,6 +2,7 @@
 //! out, in the order they must be applied. Pure: no cluster access.
 
 pub mod agent;
+pub mod digests;
 pub mod executor;
 pub mod mediator;
 pub mod meta;
@@ -132,6 +133,14 @@ pub enum Format {
     Json,
 }
 
+/// One object as YAML, long single-line strings kept on their line (as kubectl prints them): an image
+/// pinned by digest is longer than the 80 columns after which serde-saphyr would fold it into a `>-`
+/// block, which reads badly and would not strip back to the unpinned text `manifests/` keeps.
+pub fn to_yaml(value: &serde_json::Value) -> Result<String, String> {
+    let options = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
+    serde_saphyr::to_string_with_options(value, options).map_err(|e| e.to_string())
+}
+
 /// Prints the manifests: YAML as a multi-document stream, JSON as a `v1/List`.
 pub fn print(manifests: &[Manifest], format: Format) -> Result<String, String> {
     match format {
@@ -139,7 +148,7 @@ pub fn print(manifests: &[Manifest], format: Format) -> Result<String, String> {
             let mut out = String::new();
             for manifest in manifests {
                 out.push_str("---\n");
-                out.push_str(&serde_saphyr::to_string(&manifest.object).map_err(|e| e.to_string())?);
+                out.push_str(&to_yaml(&manifest.object)?);
             }
             Ok(out)
         }

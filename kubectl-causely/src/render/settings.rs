@@ -136,8 +136,16 @@ impl Settings {
         Ok(())
     }
 
-    /// The image a component runs.
+    /// The image a component runs: an override verbatim, else the project's image pinned by the digest this
+    /// build embedded for it (see `image_pinned`).
     pub fn image(&self, component: Component) -> String {
+        self.image_pinned(component, release_digest(component))
+    }
+
+    /// The image a component runs, given the digest of the project's image of this release, if known. The
+    /// digest holds for any registry (a mirror that keeps manifests keeps digests) but only for the version
+    /// this plugin was built with. VictoriaMetrics stays the upstream's tag.
+    pub fn image_pinned(&self, component: Component, digest: Option<&str>) -> String {
         if let Some(image) = self.images.get(&component) {
             return image.clone();
         }
@@ -146,7 +154,13 @@ impl Settings {
                 format!("docker.io/{VICTORIA_METRICS_IMAGE}")
             }
             Component::VictoriaMetrics => format!("{}/{VICTORIA_METRICS_IMAGE}", self.registry),
-            _ => format!("{}/causely-{}:{}", self.registry, component.name(), self.version),
+            _ => {
+                let image = format!("{}/causely-{}:{}", self.registry, component.name(), self.version);
+                match digest {
+                    Some(digest) if self.version == env!("CARGO_PKG_VERSION") => format!("{image}@{digest}"),
+                    _ => image,
+                }
+            }
         }
     }
 
@@ -159,6 +173,14 @@ impl Settings {
             VictoriaMetrics::External(url) => url.clone(),
         }
     }
+}
+
+/// The (component, digest) pairs build.rs embedded: checked there, empty when this build had no digests file.
+const RELEASE_DIGESTS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/image_digests.rs"));
+
+/// The manifest digest of this release's image of `component`, if this build knows it.
+pub fn release_digest(component: Component) -> Option<&'static str> {
+    RELEASE_DIGESTS.iter().find(|(c, _)| *c == component.name()).map(|(_, d)| *d)
 }
 
 /// Parses `--victoria-metrics`: `in-cluster` or `external:URL`.
@@ -219,6 +241,56 @@ mod tests {
             let s = Settings { registry: bad.into(), ..Settings::defaults() };
             assert!(matches!(s.validate(), Err(SettingsError::Registry(_))), "{bad}");
         }
+    }
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_known_digest_pins_the_projects_images_in_any_registry() {
+        let s = Settings::defaults();
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            s.image_pinned(Component::Agent, Some(DIGEST)),
+            format!("ghcr.io/kubectl-causely/causely-agent:{version}@{DIGEST}")
+        );
+        assert_eq!(
+            s.image_pinned(Component::Mediator, None),
+            format!("ghcr.io/kubectl-causely/causely-mediator:{version}")
+        );
+        let mirror = Settings { registry: "registry.example.com/mirror".into(), ..Settings::defaults() };
+        assert_eq!(
+            mirror.image_pinned(Component::Executor, Some(DIGEST)),
+            format!("registry.example.com/mirror/causely-executor:{version}@{DIGEST}")
+        );
+    }
+
+    #[test]
+    fn an_override_victoria_metrics_and_another_version_are_never_pinned() {
+        let mut s = Settings::defaults();
+        s.images.insert(Component::Agent, "my/agent:dev".into());
+        assert_eq!(s.image_pinned(Component::Agent, Some(DIGEST)), "my/agent:dev");
+        assert_eq!(
+            s.image_pinned(Component::VictoriaMetrics, Some(DIGEST)),
+            format!("docker.io/{VICTORIA_METRICS_IMAGE}")
+        );
+        let old = Settings { version: "0.0.1".into(), ..Settings::defaults() };
+        assert_eq!(
+            old.image_pinned(Component::Mediator, Some(DIGEST)),
+            "ghcr.io/kubectl-causely/causely-mediator:0.0.1"
+        );
+    }
+
+    #[test]
+    fn the_rendered_image_carries_the_digest_this_build_embedded() {
+        // Whichever digests this build had (none, or target/images/digests.json): image() is image_pinned() with them.
+        let s = Settings::defaults();
+        for component in Component::ALL {
+            assert_eq!(s.image(component), s.image_pinned(component, release_digest(component)), "{component}");
+            if let Some(digest) = release_digest(component) {
+                assert!(crate::render::digests::is_sha256_digest(digest), "{digest}");
+            }
+        }
+        assert_eq!(release_digest(Component::VictoriaMetrics), None);
     }
 
     #[test]
