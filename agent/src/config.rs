@@ -1,16 +1,80 @@
-//! The agent's command line (every flag also settable by environment).
+//! The agent's command line: the run's flags (every one also settable by environment), and the
+//! `check` subcommand, which needs none of them but where the host is mounted.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 /// Causely node agent: collects node and container metrics with eBPF and cgroups, keeps raw
 /// samples in VictoriaMetrics, and reports only topology and symptoms to the mediator.
+// The run's flags stay at the top level (the DaemonSet passes them by environment, scripts by
+// flag); a subcommand excludes them, and their environment variables are then ignored, so a check
+// pod may carry the DaemonSet's whole environment.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "causely-agent", version, about, long_about = None)]
+#[command(
+    name = "causely-agent",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: Option<RunArgs>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check what this node gives the agent, in the posture it runs with (kernel BTF, each eBPF
+    /// program, the cgroup layout, the host's /proc), print one JSON report, and exit: 0 when
+    /// everything the agent needs passed, 1 when something failed.
+    Check(CheckArgs),
+}
+
+/// What to do, from a parsed command line.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Run(Box<RunArgs>),
+    Check(CheckArgs),
+}
+
+impl Cli {
+    /// The action the command line asks for.
+    pub fn action(self) -> Action {
+        match (self.command, self.run) {
+            (Some(Command::Check(args)), _) => Action::Check(args),
+            (None, Some(run)) => Action::Run(Box::new(run)),
+            // clap fills `run` whenever no subcommand is given, or refuses the command line.
+            (None, None) => {
+                let message =
+                    "give the run's flags (--node-name, --mediator-url, --victoria-metrics-url) or a subcommand";
+                <Cli as clap::CommandFactory>::command()
+                    .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+                    .exit()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Where the host's /proc and /sys/fs/cgroup are mounted (`/` when run on the host).
+    #[arg(long, env = "CAUSELY_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+    /// The report is also written here when the file exists: the kubelet creates it in a pod and
+    /// copies it into the pod's status.
+    #[arg(long, value_name = "PATH", default_value = "/dev/termination-log")]
+    pub termination_log: PathBuf,
+}
+
+/// The flags of the agent's normal run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     /// The node this agent runs on (the downward API's spec.nodeName in the cluster).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: String,

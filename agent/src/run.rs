@@ -14,7 +14,7 @@ use reqwest::Url;
 
 use crate::cgroup::{CgroupIdResolver, parse_cgroup_path};
 use crate::collect::{Collector, CollectorConfig};
-use crate::config::Cli;
+use crate::config::RunArgs;
 use crate::detect::{Detector, RuleSet};
 use crate::ebpf::{SchedProbe, TcpProbe};
 use crate::kubelet::scrape::{Kubelet, KubeletConfig, KubeletStats};
@@ -24,7 +24,7 @@ use crate::ship::mediator::{MediatorConfig, ReportSender, bearer, mediator};
 use crate::ship::victoria::{SampleSender, VictoriaConfig, victoria};
 
 /// Validates the configuration, then runs until SIGTERM or Ctrl-C.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: RunArgs) -> anyhow::Result<()> {
     let mediator_url =
         Url::parse(&cli.mediator_url).with_context(|| format!("--mediator-url {:?}", cli.mediator_url))?;
     let vm_url = Url::parse(&cli.victoria_metrics_url)
@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The kubelet scrape settings, when `--kubelet-url` is given (and not `none`).
-fn kubelet_config(cli: &Cli) -> anyhow::Result<Option<KubeletConfig>> {
+fn kubelet_config(cli: &RunArgs) -> anyhow::Result<Option<KubeletConfig>> {
     let Some(url) = cli.kubelet_url.as_deref().filter(|u| *u != "none") else { return Ok(None) };
     let url = Url::parse(url).with_context(|| format!("--kubelet-url {url:?}"))?;
     anyhow::ensure!(url.scheme() == "https" || url.scheme() == "http", "--kubelet-url {url}: not http(s)");
@@ -66,7 +66,7 @@ fn kubelet_config(cli: &Cli) -> anyhow::Result<Option<KubeletConfig>> {
 }
 
 async fn agent(
-    cli: Cli,
+    cli: RunArgs,
     mediator_url: Url,
     vm_url: Url,
     detector: Detector,
@@ -134,7 +134,7 @@ async fn pod_list(http: &reqwest::Client, url: &Url, node: &str, token_file: &st
 }
 
 async fn rounds(
-    cli: Cli,
+    cli: RunArgs,
     mediator_url: Url,
     detector: Detector,
     samples: SampleSender,

@@ -1,5 +1,6 @@
 //! The vocabulary of `check`: results grouped by category, printed like `linkerd check`
-//! (√ passed, × failed, ‼ warning, each failure with a hint), and the pure judgements behind them.
+//! (√ passed, × failed, ‼ warning, - skipped, each failure with a hint), and the pure judgements
+//! behind them.
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde::Serialize;
@@ -13,6 +14,8 @@ pub enum Status {
     Ok,
     Warning,
     Error,
+    /// Not checked, for a reason the description gives (e.g. a node where nothing can run).
+    Skipped,
 }
 
 /// One line of `check` output.
@@ -36,6 +39,15 @@ impl CheckResult {
             description: description.into(),
             status: Status::Warning,
             hint: Some(hint.into()),
+        }
+    }
+
+    pub fn skipped(category: &str, description: impl Into<String>) -> Self {
+        CheckResult {
+            category: category.to_owned(),
+            description: description.into(),
+            status: Status::Skipped,
+            hint: None,
         }
     }
 
@@ -70,6 +82,7 @@ pub fn report(results: &[CheckResult]) -> String {
                 Status::Ok => "√",
                 Status::Warning => "‼",
                 Status::Error => "×",
+                Status::Skipped => "-",
             };
             out.push_str(&format!("{mark} {}\n", r.description));
             if let Some(hint) = &r.hint {
@@ -173,5 +186,8 @@ mod tests {
         assert!(text.ends_with("Status check results are ×\n"));
         assert!(!passed(&results));
         assert!(passed(&results[..2]));
+        let skipped = [CheckResult::skipped("node-check: kwok-node-1", "skipped: nothing runs there")];
+        assert!(report(&skipped).contains("- skipped: nothing runs there\n"));
+        assert!(passed(&skipped), "a skipped check does not fail");
     }
 }

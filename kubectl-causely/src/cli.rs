@@ -178,6 +178,9 @@ pub struct CheckArgs {
     /// With --pre: the settings of the planned install.
     #[command(flatten)]
     pub settings: SettingsFlags,
+    /// With --pre: how long the agent's check pods may take on the nodes (image pull, start, run).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub node_timeout: Duration,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

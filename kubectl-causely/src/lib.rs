@@ -11,6 +11,7 @@ pub mod exit;
 pub mod health;
 pub mod kubeconfig;
 pub mod mediator_api;
+pub mod node_check;
 pub mod options;
 pub mod out;
 pub mod plan;

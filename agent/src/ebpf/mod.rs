@@ -66,20 +66,104 @@ pub enum EbpfError {
 
 /// Loads an embedded object and attaches each of its tp_btf programs.
 fn load_and_attach(object: &[u8], programs: &[(&'static str, &'static str)]) -> Result<Ebpf, EbpfError> {
+    let (mut ebpf, btf) = load_object(object)?;
+    for &(name, tracepoint) in programs {
+        attach(&mut ebpf, &btf, name, tracepoint)?;
+    }
+    Ok(ebpf)
+}
+
+/// The object with its maps created in the kernel, and the kernel BTF its programs are loaded against.
+fn load_object(object: &[u8]) -> Result<(Ebpf, Btf), EbpfError> {
     raise_memlock();
     let btf = Btf::from_sys_fs()?;
     // aya 0.14 has no user-space type for task-local storage; sched.bpf.c uses it only in the kernel.
-    let mut ebpf = EbpfLoader::new().allow_unsupported_maps().load(object)?;
-    for &(name, tracepoint) in programs {
-        let program: &mut BtfTracePoint = ebpf
-            .program_mut(name)
-            .ok_or(EbpfError::Missing { kind: "program", name })?
-            .try_into()
-            .map_err(|source| EbpfError::Program { name, source })?;
-        program.load(tracepoint, &btf).map_err(|source| EbpfError::Program { name, source })?;
-        program.attach().map_err(|source| EbpfError::Program { name, source })?;
+    let ebpf = EbpfLoader::new().allow_unsupported_maps().load(object)?;
+    Ok((ebpf, btf))
+}
+
+/// Loads one program (the kernel's verifier runs here) and attaches it to its BTF tracepoint.
+fn attach(ebpf: &mut Ebpf, btf: &Btf, name: &'static str, tracepoint: &'static str) -> Result<(), EbpfError> {
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(EbpfError::Missing { kind: "program", name })?
+        .try_into()
+        .map_err(|source| EbpfError::Program { name, source })?;
+    program.load(tracepoint, btf).map_err(|source| EbpfError::Program { name, source })?;
+    program.attach().map_err(|source| EbpfError::Program { name, source })?;
+    Ok(())
+}
+
+/// Whether one of the agent's programs loads and attaches in this kernel, in this process's
+/// privileges: what `causely-agent check` reports per program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramCheck {
+    pub program: &'static str,
+    /// The BTF tracepoint it attaches to.
+    pub tracepoint: &'static str,
+    /// The kernel's (or the loader's) error, with its causes; `None` when it loaded and attached.
+    pub error: Option<String>,
+}
+
+/// Tries every program of `object` on its own, so that one refused program does not hide whether
+/// the others load; everything is detached and unloaded again before this returns.
+fn check_programs(object: &[u8], programs: &[(&'static str, &'static str)]) -> Vec<ProgramCheck> {
+    let check = |program, tracepoint, error: Option<&EbpfError>| ProgramCheck {
+        program,
+        tracepoint,
+        error: error.map(kernel_message),
+    };
+    let (mut ebpf, btf) = match load_object(object) {
+        Ok(loaded) => loaded,
+        // Without the object (maps refused, no BTF) no program of it can load.
+        Err(err) => return programs.iter().map(|&(p, t)| check(p, t, Some(&err))).collect(),
+    };
+    programs.iter().map(|&(p, t)| check(p, t, attach(&mut ebpf, &btf, p, t).err().as_ref())).collect()
+}
+
+/// The probe's own load, which is what the agent runs; only when it fails is each program tried
+/// on its own to name every one the kernel refuses.
+fn check_probe<P>(
+    load: impl FnOnce() -> Result<P, EbpfError>,
+    object: &[u8],
+    programs: &[(&'static str, &'static str)],
+) -> Vec<ProgramCheck> {
+    match load() {
+        Ok(probe) => {
+            drop(probe);
+            programs.iter().map(|&(program, tracepoint)| ProgramCheck { program, tracepoint, error: None }).collect()
+        }
+        Err(err) => {
+            let mut checks = check_programs(object, programs);
+            // Every program loads on its own but the probe does not (e.g. a map it needs): the probe's
+            // error is then every program's.
+            if checks.iter().all(|c| c.error.is_none()) {
+                checks.iter_mut().for_each(|c| c.error = Some(kernel_message(&err)));
+            }
+            checks
+        }
     }
-    Ok(ebpf)
+}
+
+/// The error without the agent's own advice around it: the kernel's words and their causes, each
+/// once (many errors repeat their source in their own message).
+fn kernel_message(err: &EbpfError) -> String {
+    let first: &dyn std::error::Error = match err {
+        EbpfError::Program { source, .. } => source,
+        EbpfError::Map { source, .. } => source,
+        other => other,
+    };
+    let mut text = first.to_string();
+    let mut source = first.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, EbpfError> {

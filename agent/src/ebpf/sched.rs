@@ -41,6 +41,12 @@ impl SchedProbe {
         Ok(SchedProbe { ebpf, hists, lost, generation_map, generation: 0, stats: None })
     }
 
+    /// Loads and attaches the programs as [`SchedProbe::load`] does, then releases them again: whether each
+    /// program loads in this kernel with this process's privileges, for `causely-agent check`.
+    pub fn check() -> Vec<super::ProgramCheck> {
+        super::check_probe(SchedProbe::load, SCHED_OBJECT, &PROGRAMS)
+    }
+
     /// Returns the histograms accumulated since the previous call and removes them from the kernel map.
     pub fn read(&mut self) -> Result<Vec<RunqueueLatency>, EbpfError> {
         let old = super::flip_generation(&mut self.generation_map, &mut self.generation, "sched_gen")?;

@@ -43,6 +43,12 @@ impl TcpProbe {
         Ok(TcpProbe { ebpf, aggs, lost, generation_map, generation: 0, stats: None })
     }
 
+    /// Loads and attaches the programs as [`TcpProbe::load`] does, then releases them again: whether each
+    /// program loads in this kernel with this process's privileges, for `causely-agent check`.
+    pub fn check() -> Vec<super::ProgramCheck> {
+        super::check_probe(TcpProbe::load, TCP_OBJECT, &PROGRAMS)
+    }
+
     /// Returns the counters accumulated since the previous call and removes them from the kernel map.
     ///
     /// The kernel writes into one of two key generations; this flips the generation, then drains the old

@@ -1,8 +1,9 @@
-//! `kubectl causely check --pre` (can this cluster take an install, and may the caller make it?)
-//! and `kubectl causely check` (is the install healthy, and do its permissions equal the
-//! release's?). Exit 1 when any check fails.
+//! `kubectl causely check --pre` (can this cluster take an install, may the caller make it, and
+//! does the agent work on its nodes?) and `kubectl causely check` (is the install healthy, and do
+//! its permissions equal the release's?). Exit 1 when any check fails.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -18,7 +19,7 @@ use crate::commands::install;
 use crate::exit::{Failure, Outcome, api_failure};
 use crate::render::settings::Settings;
 use crate::render::{Manifest, meta};
-use crate::{cluster, kubeconfig, options, rollout};
+use crate::{cluster, kubeconfig, node_check, options, rollout};
 
 const API: &str = "kubernetes-api";
 const PERMISSIONS: &str = "permissions";
@@ -97,13 +98,17 @@ async fn permission_checks(client: &Client, manifests: &[Manifest], out: &mut Ve
     Ok(())
 }
 
-async fn node_checks(client: &Client, out: &mut Vec<CheckResult>) -> Result<(), Failure> {
+async fn list_nodes(client: &Client) -> Result<Vec<Node>, Failure> {
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map_err(|e| could_not("listing nodes", e))?;
+    Ok(nodes.items)
+}
+
+fn node_checks(nodes: &[Node], out: &mut Vec<CheckResult>) {
     let mut too_old = Vec::new();
-    for node in &nodes.items {
+    for node in nodes {
         let name = node.metadata.name.clone().unwrap_or_default();
         let release = node.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kernel_version.clone());
         match release.as_deref().and_then(checks::kernel_version) {
@@ -114,7 +119,7 @@ async fn node_checks(client: &Client, out: &mut Vec<CheckResult>) -> Result<(), 
     if too_old.is_empty() {
         out.push(CheckResult::ok(
             NODES,
-            format!("all {} nodes run kernel {}.{} or newer", nodes.items.len(), MIN_KERNEL.0, MIN_KERNEL.1),
+            format!("all {} nodes run kernel {}.{} or newer", nodes.len(), MIN_KERNEL.0, MIN_KERNEL.1),
         ));
     } else {
         out.push(CheckResult::error(
@@ -123,12 +128,6 @@ async fn node_checks(client: &Client, out: &mut Vec<CheckResult>) -> Result<(), 
             "the agent's eBPF programs will not load there; upgrade those nodes or keep the agent off them with a values-file nodeSelector",
         ));
     }
-    out.push(CheckResult::warning(
-        NODES,
-        "whether each node's kernel exposes BTF (/sys/kernel/btf/vmlinux) cannot be seen through the API",
-        "the agent checks it when it starts and reports it in its status",
-    ));
-    Ok(())
 }
 
 async fn pod_security_check(client: &Client, settings: &Settings, out: &mut Vec<CheckResult>) -> Result<(), Failure> {
@@ -166,12 +165,16 @@ async fn pod_security_check(client: &Client, settings: &Settings, out: &mut Vec<
     Ok(())
 }
 
-async fn pre(client: &Client, settings: &Settings) -> Result<Vec<CheckResult>, Failure> {
+async fn pre(client: &Client, settings: &Settings, node_timeout: Duration) -> Result<Vec<CheckResult>, Failure> {
     let mut out = Vec::new();
     api_checks(client, &mut out).await?;
     permission_checks(client, &install::release(settings)?, &mut out).await?;
-    node_checks(client, &mut out).await?;
+    let nodes = list_nodes(client).await?;
+    node_checks(&nodes, &mut out);
     pod_security_check(client, settings, &mut out).await?;
+    // What the API cannot show (BTF, whether the programs load, the cgroup layout) the agent checks on
+    // the nodes themselves, last because it takes longest.
+    out.extend(node_check::probe::run(client, settings, &nodes, node_timeout).await?);
     Ok(out)
 }
 
@@ -277,7 +280,7 @@ pub async fn run(args: CheckArgs) -> Result<Outcome, Failure> {
     let (client, _) = kubeconfig::client(&args.cluster).await?;
     let results = if args.pre {
         let settings = options::resolve(Settings::defaults(), &args.namespace.namespace, &args.settings)?;
-        pre(&client, &settings).await?
+        pre(&client, &settings, args.node_timeout).await?
     } else {
         post(&client, &args.namespace.namespace).await?
     };

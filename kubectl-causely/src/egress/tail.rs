@@ -53,7 +53,7 @@ async fn catch_up(api: &MediatorApi, mut cursor: u64, output: OutputFormat) -> R
 /// Resolves on ctrl-c. The handler is installed when this is called, not when first polled, so a
 /// ctrl-c while the first entries print is not the default (killing) action.
 #[cfg(unix)]
-fn interrupted() -> Result<impl std::future::Future<Output = ()>, Failure> {
+pub(crate) fn interrupted() -> Result<impl std::future::Future<Output = ()>, Failure> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| Failure::CouldNotRun(format!("cannot handle ctrl-c: {e}")))?;
@@ -63,7 +63,7 @@ fn interrupted() -> Result<impl std::future::Future<Output = ()>, Failure> {
 }
 
 #[cfg(not(unix))]
-fn interrupted() -> Result<impl std::future::Future<Output = ()>, Failure> {
+pub(crate) fn interrupted() -> Result<impl std::future::Future<Output = ()>, Failure> {
     use tokio::signal::windows::ctrl_c;
     let mut interrupt = ctrl_c().map_err(|e| Failure::CouldNotRun(format!("cannot handle ctrl-c: {e}")))?;
     Ok(async move {
