@@ -55,11 +55,17 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Logs to stderr at `info`, or as `RUST_LOG` says.
+/// Logs to stderr at `info`, or as `RUST_LOG` says; coloured only on a terminal, so that a pod's
+/// log (what `kubectl logs` shows, what a log collector ships) holds no escape codes.
 pub fn init_logs() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Returns on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.

@@ -94,7 +94,7 @@ impl Pipeline {
         for reading in &input.containers {
             out.samples.extend(container_samples(&self.node, reading, now));
             let entity = names.container(&reading.pod);
-            if entity.is_none() {
+            if entity.is_none() && !names.is_sandbox(&reading.pod) {
                 out.unnamed_containers += 1;
             }
             if let (Some(entity), Some((earlier, at, _))) = (&entity, self.previous.get(&reading.cgroup)) {
@@ -390,5 +390,16 @@ mod tests {
         );
         assert_eq!(out.unnamed_containers, 1);
         assert!(!out.samples.is_empty(), "its raw samples are still kept");
+    }
+
+    #[test]
+    fn a_pods_sandbox_cgroup_is_not_waiting_for_a_name() {
+        let mut p = pipeline();
+        let mut sandbox = burner(0);
+        sandbox.pod.container_id = Some("5a6c1e62e3e5ef06237e057af0eb3a01520283096872ab90f564ea4505d05d75".into());
+        sandbox.cgroup = format!("/kubepods/burstable/pod{UID}/5a6c1e62");
+        let out =
+            p.round(RoundInput { containers: vec![burner(0), sandbox], time_ms: 0, ..RoundInput::default() }, &names());
+        assert_eq!(out.unnamed_containers, 0, "the burner is named and its pod's pause container needs no name");
     }
 }

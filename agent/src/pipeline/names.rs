@@ -53,6 +53,16 @@ impl PodNames {
         self.by_uid.is_empty()
     }
 
+    /// Whether a cgroup is its pod's sandbox (the "pause" container every pod has, which the API
+    /// server never lists): the pod is known, every one of its containers has a runtime id, and
+    /// this cgroup's id is none of them. Such a cgroup is not waiting for a name.
+    pub fn is_sandbox(&self, cgroup: &PodContainer) -> bool {
+        let (Some(pod), Some(id)) = (self.by_uid.get(&cgroup.pod_uid), cgroup.container_id.as_deref()) else {
+            return false;
+        };
+        !pod.containers.is_empty() && pod.containers.iter().all(|c| c.id.as_deref().is_some_and(|known| known != id))
+    }
+
     /// The container entity for a cgroup: by runtime id when the kubelet reported ids, else the
     /// only container of a single-container pod. `None` when it cannot be told.
     pub fn container(&self, cgroup: &PodContainer) -> Option<EntityId> {
@@ -109,6 +119,14 @@ mod tests {
     fn containers_are_named_by_their_runtime_id() {
         assert_eq!(names().container(&cgroup("u1", "bb")), Some(EntityId::container("shop", "web-1", "proxy")));
         assert_eq!(names().container(&cgroup("u1", "cc")), None, "an id the pod does not have");
+    }
+
+    #[test]
+    fn a_cgroup_that_is_none_of_a_fully_known_pods_containers_is_its_sandbox() {
+        assert!(names().is_sandbox(&cgroup("u1", "pause-id")), "web-1 reported both its containers' ids");
+        assert!(!names().is_sandbox(&cgroup("u1", "aa")), "a container of the pod");
+        assert!(!names().is_sandbox(&cgroup("u3", "pause-id")), "two's containers have no ids yet: cannot tell");
+        assert!(!names().is_sandbox(&cgroup("u9", "pause-id")), "an unknown pod");
     }
 
     #[test]
