@@ -9,11 +9,20 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::workspace::repo_root;
 
-/// A running local cluster: its admin kubeconfig and the matching kubectl.
+/// A running local cluster: its admin kubeconfig, the matching kubectl, its image registry and
+/// its real node.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
+    /// `host:port` of the local registry our images are pushed to (`--registry` of installs).
+    pub registry: String,
+    /// The cluster CA: it signs the API server's, the kubelet's and the registry's certificates.
+    pub ca: PathBuf,
+    /// The node where pods run for real (containerd, the kubelet).
+    pub real_node: String,
+    /// The real node's containerd (`ctr --address`), to act on its containers as a node's owner would.
+    pub containerd_socket: PathBuf,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -78,6 +87,31 @@ pub async fn node_names(client: &kube::Client) -> anyhow::Result<std::collection
     Ok(nodes.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
+/// The names of the cluster's fake (kwok) nodes.
+pub async fn fake_node_names(client: &kube::Client) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let (key, value) = crate::kwok::NODE_LABEL;
+    let nodes = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .list(&kube::api::ListParams::default().labels(&format!("{key}={value}")))
+        .await?;
+    Ok(nodes.items.into_iter().filter_map(|n| n.metadata.name).collect())
+}
+
+/// GET `path` of a Service's port (`name:port`) through the API server's service proxy, as
+/// `kubectl get --raw` and `kubectl causely` reach in-cluster endpoints.
+pub async fn service_get(client: &kube::Client, namespace: &str, service: &str, path: &str) -> anyhow::Result<String> {
+    let url = format!("/api/v1/namespaces/{namespace}/services/{service}/proxy{path}");
+    let request = http::Request::get(&url).body(Vec::new())?;
+    client.request_text(request).await.with_context(|| format!("GET {url}"))
+}
+
+/// `path?k=v&...` with the query's keys and values percent-encoded (PromQL selectors carry `{`,
+/// `"` and `[`, which a URI may not).
+pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse("http://query.invalid/")?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(format!("{path}?{}", url.query().unwrap_or_default()))
+}
+
 /// A dynamic API for the kind and namespace of a rendered object (a JSON value).
 pub fn api_for(client: &kube::Client, object: &serde_json::Value) -> kube::Api<kube::api::DynamicObject> {
     use kube::api::{ApiResource, GroupVersionKind};
@@ -100,5 +134,19 @@ fn start() -> anyhow::Result<Cluster> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         bail!("{} failed ({}): {}", up.display(), output.status, stderr.trim());
     }
-    Ok(Cluster { kubeconfig: state.join("kubeconfig"), kubectl: state.join("bin/kubectl") })
+    // tests/cluster/up writes what it set up as KEY=VALUE lines.
+    let env_file = state.join("cluster.env");
+    let text = std::fs::read_to_string(&env_file).with_context(|| format!("reading {}", env_file.display()))?;
+    let env: std::collections::BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let value = |key: &str| {
+        env.get(key).map(|v| (*v).to_owned()).with_context(|| format!("{key} not in {}", env_file.display()))
+    };
+    Ok(Cluster {
+        kubeconfig: PathBuf::from(value("KUBECONFIG")?),
+        kubectl: state.join("bin/kubectl"),
+        registry: value("REGISTRY")?,
+        ca: PathBuf::from(value("CA")?),
+        real_node: value("REAL_NODE")?,
+        containerd_socket: PathBuf::from(value("CONTAINERD_SOCKET")?),
+    })
 }

@@ -43,3 +43,12 @@ pub fn expect(cluster: &Cluster, args: &[&str], code: i32) -> anyhow::Result<Run
     );
     Ok(run)
 }
+
+/// Runs `kubectl-causely install --registry <the local registry> ARGS` and fails unless it exits
+/// with `code`: installs in the tests pull our images from the local registry, as a user's from
+/// theirs.
+pub fn install(cluster: &Cluster, args: &[&str], code: i32) -> anyhow::Result<Run> {
+    let mut all = vec!["install", "--registry", cluster.registry.as_str()];
+    all.extend_from_slice(args);
+    expect(cluster, &all, code)
+}

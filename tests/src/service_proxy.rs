@@ -49,8 +49,8 @@ pub async fn expose(client: &kube::Client, namespace: &str, port: u16) -> anyhow
     .await?;
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "causely-mediator-proxied", "labels": labels},
-        "spec": {"containers": [{"name": "mediator", "image": "registry.example/causely/mediator:test",
-                                 "ports": [{"name": "api", "containerPort": port}]}]}
+        "spec": crate::kwok::on_fake_nodes(serde_json::json!({"containers": [{"name": "mediator",
+            "image": "registry.example/causely/mediator:test", "ports": [{"name": "api", "containerPort": port}]}]}))
     }))?;
     pods.create(&PostParams::default(), &pod).await.context("creating the mediator's stand-in pod")?;
     let service: Service = serde_json::from_value(serde_json::json!({

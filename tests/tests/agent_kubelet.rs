@@ -1,7 +1,10 @@
-//! The agent reads its node's kubelet (`/metrics`, `/metrics/cadvisor`) over HTTPS with a bearer
-//! token into the real VictoriaMetrics, and a kubelet it cannot trust or that refuses its token is
-//! counted, not fatal. The kubelet is a stand-in (`tests/src/kubelet.rs` says why); the agent and
-//! VictoriaMetrics are real.
+//! The agent reads the real kubelet of the local cluster's real node (`/metrics`,
+//! `/metrics/cadvisor`) over HTTPS with a ServiceAccount token into the real VictoriaMetrics. The
+//! kubelet authenticates the token and authorizes it against RBAC through the API server, as on a
+//! real cluster: a token holding exactly the published agent rules (`permissions/seed.yaml`) reads
+//! both endpoints; a token of an account without them is refused (403), a token the API server
+//! never issued is refused (401), and an agent that does not trust the kubelet's certificate
+//! reads nothing. Each refusal is counted by the agent, never fatal.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -10,14 +13,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use causely_tests::cluster::Cluster;
-use causely_tests::kubelet::KubeletDouble;
-use causely_tests::mediator::{metric_value, reqwest_client};
+use causely_tests::mediator::{ensure_namespace, metric_value, reqwest_client};
 use causely_tests::poll;
-use causely_tests::upstream::TestPki;
-use causely_tests::workspace::{repo_root, workspace_bin};
+use causely_tests::workspace::workspace_bin;
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use kubectl_causely::baseline::{Baseline, Component};
+use serde_json::json;
 
 const VICTORIA: &str = "http://127.0.0.1:38428";
-const TOKEN: &str = "kubelet-reader-token";
+const NS: &str = "e2e-kubelet";
+const READER: &str = "e2e-kubelet-reader";
 
 struct Agent {
     child: Child,
@@ -35,7 +43,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A real agent reading `kubelet` every second; its mediator is an address nobody listens on.
+/// A real agent labelling its samples `node`, reading `kubelet` every second; its mediator is an
+/// address nobody listens on.
 fn agent(dir: &Path, node: &str, kubelet: &str, token: &str, ca: Option<&Path>) -> anyhow::Result<Agent> {
     std::fs::create_dir_all(dir)?;
     let token_file = dir.join("token");
@@ -65,39 +74,70 @@ async fn agent_metric(http: &reqwest::Client, agent: &Agent, name: &str) -> anyh
     Ok(metric_value(&response.text().await?, name).ok())
 }
 
-/// The fixture text with its timestamps moved to now (VictoriaMetrics refuses samples older than
-/// its retention).
-fn fixture(name: &str) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(repo_root().join("agent/src/kubelet/fixtures").join(name))?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    Ok(text.replace("1732845600123", &now.to_string()))
+/// A token of a new ServiceAccount in `NS`, bound to the published agent ClusterRole when `bound`.
+async fn token(client: &kube::Client, name: &str, bound: bool) -> anyhow::Result<String> {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+    if accounts.get_opt(name).await?.is_none() {
+        accounts.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}}))?).await?;
+    }
+    if bound {
+        let rules: Vec<_> =
+            Baseline::seed()?.component(Component::Agent).rules.iter().map(|r| r.to_policy_rule()).collect();
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let _ = roles.delete(READER, &DeleteParams::default()).await;
+        let _ = bindings.delete(READER, &DeleteParams::default()).await;
+        roles
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": READER}, "rules": rules}))?,
+            )
+            .await?;
+        let binding = json!({"metadata": {"name": READER},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": READER},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NS}]});
+        bindings.create(&PostParams::default(), &serde_json::from_value(binding)?).await?;
+    }
+    let request = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))?;
+    let issued = accounts.create_token_request(name, &PostParams::default(), &request).await?;
+    Ok(issued.status.context("token request has no status")?.token)
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubelet_and_cadvisor_series_reach_victoria_metrics_and_untrusted_or_refusing_kubelets_are_counted()
--> anyhow::Result<()> {
-    // The cluster brings up the VictoriaMetrics the agent writes to.
-    Cluster::get()?;
-    let pki = TestPki::new()?;
-    let kubelet = KubeletDouble::start(&pki, TOKEN, fixture("metrics.txt")?, fixture("cadvisor.txt")?).await?;
+async fn the_real_kubelet_serves_the_published_agent_rules_and_refuses_other_tokens() -> anyhow::Result<()> {
+    let cluster = Cluster::get()?;
+    let client = cluster.client().await?;
+    ensure_namespace(&client, NS).await?;
+    // The kubelet's address as the API server publishes it (the DaemonSet uses status.hostIP).
+    let node = Api::<Node>::all(client.clone()).get(&cluster.real_node).await?;
+    let ip = node
+        .status
+        .and_then(|s| s.addresses)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|a| a.type_ == "InternalIP")
+        .context("the real node has no InternalIP")?
+        .address;
+    let kubelet = format!("https://{ip}:10250");
+    let reader = token(&client, "reader", true).await?;
+    let stranger = token(&client, "stranger", false).await?;
+
     let dir = tempfile::tempdir()?;
-    let ca = dir.path().join("kubelet-ca.pem");
-    std::fs::write(&ca, &pki.ca_pem)?;
-    let run = format!("{}-{}", std::process::id(), kubelet.url().rsplit(':').next().unwrap_or_default());
+    let run = std::process::id();
     let node = format!("kubelet-test-{run}");
-    let trusting = agent(&dir.path().join("trusting"), &node, &kubelet.url(), TOKEN, Some(&ca))?;
-    let untrusting = agent(&dir.path().join("untrusting"), &format!("untrusting-{run}"), &kubelet.url(), TOKEN, None)?;
-    let wrong_token =
-        agent(&dir.path().join("wrong-token"), &format!("wrong-token-{run}"), &kubelet.url(), "stolen", Some(&ca))?;
+    let ca = cluster.ca.as_path(); // it signs the kubelet's serving certificate
+    let trusting = agent(&dir.path().join("trusting"), &node, &kubelet, &reader, Some(ca))?;
+    let untrusting = agent(&dir.path().join("untrusting"), &format!("untrusting-{run}"), &kubelet, &reader, None)?;
+    let unbound = agent(&dir.path().join("unbound"), &format!("unbound-{run}"), &kubelet, &stranger, Some(ca))?;
+    let forged = agent(&dir.path().join("forged"), &format!("forged-{run}"), &kubelet, "not-a-token", Some(ca))?;
 
     let http = reqwest_client()?;
     for query in [
-        format!("container_cpu_usage_seconds_total{{node=\"{node}\",container=\"app\",namespace=\"shop\"}}"),
+        format!("container_cpu_usage_seconds_total{{node=\"{node}\",namespace=\"kube-system\",container=\"coredns\"}}"),
         format!("kubelet_running_pods{{node=\"{node}\"}}"),
-        format!("kubelet_pod_start_duration_seconds_bucket{{node=\"{node}\",le=\"+Inf\"}}"),
     ] {
         let http = http.clone();
-        poll::until(&format!("{query} is queryable in VictoriaMetrics"), Duration::from_secs(30), || {
+        poll::until(&format!("{query} is queryable in VictoriaMetrics"), Duration::from_secs(60), || {
             let (http, query) = (http.clone(), query.clone());
             async move {
                 let _ = http.get(format!("{VICTORIA}/internal/force_flush")).send().await;
@@ -111,28 +151,29 @@ async fn kubelet_and_cadvisor_series_reach_victoria_metrics_and_untrusted_or_ref
         .with_context(|| std::fs::read_to_string(dir.path().join("trusting/agent.log")).unwrap_or_default())?;
     }
 
-    let ok = "causely_agent_kubelet_scrapes_total{endpoint=\"cadvisor\",result=\"ok\"}";
-    let failed = "causely_agent_kubelet_scrapes_total{endpoint=\"cadvisor\",result=\"error\"}";
-    assert!(agent_metric(&http, &trusting, ok).await? >= Some(1.0));
-    assert_eq!(agent_metric(&http, &trusting, "causely_agent_kubelet_pods_named").await?, Some(1.0));
-    for refused in [&untrusting, &wrong_token] {
-        poll::until("the refused scrapes are counted", Duration::from_secs(20), || async {
-            Ok((agent_metric(&http, refused, failed).await? >= Some(2.0)).then_some(()))
+    let ok = |endpoint: &str| format!("causely_agent_kubelet_scrapes_total{{endpoint=\"{endpoint}\",result=\"ok\"}}");
+    let failed =
+        |endpoint: &str| format!("causely_agent_kubelet_scrapes_total{{endpoint=\"{endpoint}\",result=\"error\"}}");
+    for endpoint in ["metrics", "cadvisor"] {
+        assert!(agent_metric(&http, &trusting, &ok(endpoint)).await? >= Some(1.0), "{endpoint}");
+    }
+    for (what, refused) in [("untrusting", &untrusting), ("unbound", &unbound), ("forged", &forged)] {
+        poll::until(&format!("the {what} agent's refused scrapes are counted"), Duration::from_secs(30), || async {
+            Ok((agent_metric(&http, refused, &failed("cadvisor")).await? >= Some(2.0)).then_some(()))
         })
         .await?;
-        assert_eq!(agent_metric(&http, refused, ok).await?, Some(0.0), "nothing read from an unusable kubelet");
+        for endpoint in ["metrics", "cadvisor"] {
+            assert_eq!(agent_metric(&http, refused, &ok(endpoint)).await?, Some(0.0), "{what} read {endpoint}");
+        }
         let health = http.get(refused.metrics_url.replace("/metrics", "/healthz")).send().await?;
-        assert!(health.status().is_success(), "the agent keeps running");
+        assert!(health.status().is_success(), "the {what} agent keeps running");
     }
+    // Why each was refused, as the agent logged it.
+    let log = |name: &str| std::fs::read_to_string(dir.path().join(name).join("agent.log")).unwrap_or_default();
+    assert!(log("unbound").contains("403"), "{}", log("unbound"));
+    assert!(log("forged").contains("401"), "{}", log("forged"));
 
-    // The trusting agent presented its token on both endpoints; the wrong token was refused.
-    let seen = kubelet.seen();
-    for path in ["/metrics", "/metrics/cadvisor"] {
-        assert!(
-            seen.iter().any(|s| s.path == path && s.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
-            "{path}: {seen:?}"
-        );
-    }
-    assert!(seen.iter().any(|s| s.authorization.as_deref() == Some("Bearer stolen")));
+    let _ = Api::<ClusterRoleBinding>::all(client.clone()).delete(READER, &DeleteParams::default()).await;
+    let _ = Api::<ClusterRole>::all(client.clone()).delete(READER, &DeleteParams::default()).await;
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, ensure};
 use causely_tests::cluster::Cluster;
-use causely_tests::plugin::{Run, expect};
+use causely_tests::plugin::{Run, expect, install};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -33,7 +33,7 @@ fn audit(cluster: &Cluster, extra: &[&str], code: i32) -> anyhow::Result<Vec<Val
 
 async fn reinstall_mediator(cluster: &Cluster, client: &Client) -> anyhow::Result<()> {
     Api::<Deployment>::namespaced(client.clone(), NS).delete("causely-mediator", &DeleteParams::default()).await?;
-    expect(cluster, &["install", "--wait", "--timeout", "2m"], 0)?;
+    install(cluster, &["--wait", "--timeout", "2m"], 0)?;
     Ok(())
 }
 
@@ -42,7 +42,7 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
     let cluster = Cluster::get()?;
     let client = cluster.client().await?;
     expect(&cluster, &["uninstall", "--purge"], 0)?;
-    expect(&cluster, &["install", "--wait", "--timeout", "2m"], 0)?;
+    install(&cluster, &["--wait", "--timeout", "2m"], 0)?;
 
     // Clean against this release; against the published permissions only what is documented.
     let clean = audit(&cluster, &[], 0)?;
@@ -113,7 +113,7 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
     roles.patch("causely-agent", &PatchParams::default(), &Patch::Merge(&narrowed)).await?;
     let found = audit(&cluster, &[], 0)?;
     ensure!(has(&found, "drift.missing", "medium", "list nodes"), "{found:#?}");
-    expect(&cluster, &["install"], 0)?;
+    install(&cluster, &[], 0)?;
 
     // The mediator made privileged, then given a hostPath.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
@@ -131,7 +131,7 @@ async fn audit_finds_each_planted_change_with_its_severity() -> anyhow::Result<(
     ensure!(audit(&cluster, &[], 0)?.is_empty(), "not clean again after the reverts");
 
     // The executor bound to cluster-admin (the published posture) is a critical finding.
-    expect(&cluster, &["install", "--executor", "--executor-rbac", "cluster-admin"], 0)?;
+    install(&cluster, &["--executor", "--executor-rbac", "cluster-admin"], 0)?;
     let found = audit(&cluster, &[], 1)?;
     ensure!(has(&found, "rbac.cluster-admin", "critical", "cluster-admin"), "{found:#?}");
     let table = expect(&cluster, &["audit-permissions", "--fail-on", "none"], 0)?;

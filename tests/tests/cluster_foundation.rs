@@ -1,12 +1,14 @@
 //! The local control plane behaves like a real cluster: the pinned API server with TLS, RBAC,
-//! service-account tokens and PodSecurity admission; three Ready kwok nodes; workloads that get
-//! scheduled and reach Running; and `kubectl causely` found as a kubectl plugin.
+//! service-account tokens and PodSecurity admission; three Ready, tainted kwok nodes; workloads
+//! placed on them that get scheduled and reach Running; and `kubectl causely` found as a kubectl
+//! plugin. The real node is tested in `real_node.rs`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use causely_tests::cluster::Cluster;
+use causely_tests::kwok::{self, on_fake_nodes};
 use causely_tests::poll;
 use causely_tests::workspace::{pinned, workspace_bin};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -69,10 +71,16 @@ async fn the_api_server_reports_the_pinned_release() -> anyhow::Result<()> {
 #[tokio::test]
 async fn three_fake_nodes_are_ready_and_report_kernel_os_image_and_pod_cidr() -> anyhow::Result<()> {
     let client = Cluster::get()?.client().await?;
-    let nodes = Api::<Node>::all(client).list(&ListParams::default()).await?;
-    assert_eq!(nodes.items.len(), 3, "expected 3 nodes");
+    let (key, value) = kwok::NODE_LABEL;
+    let nodes = Api::<Node>::all(client).list(&ListParams::default().labels(&format!("{key}={value}"))).await?;
+    assert_eq!(nodes.items.len(), 3, "expected 3 fake nodes");
     for node in &nodes.items {
         let name = node.metadata.name.clone().unwrap_or_default();
+        let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        assert!(
+            taints.iter().any(|t| t.key == kwok::TAINT_KEY && t.effect == "NoSchedule"),
+            "fake node {name} is not tainted: {taints:?}"
+        );
         let status = node.status.clone().context("node has no status")?;
         let ready = status.conditions.unwrap_or_default().into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
         assert!(ready, "node {name} is not Ready");
@@ -93,7 +101,10 @@ async fn a_daemonset_runs_one_pod_per_node_and_a_deployment_becomes_available() 
         let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let template = |app: &str| json!({"metadata": {"labels": {"app": app}}, "spec": {"containers": [restricted_container("main")]}});
+        let template = |app: &str| {
+            json!({"metadata": {"labels": {"app": app}},
+                   "spec": on_fake_nodes(json!({"containers": [restricted_container("main")]}))})
+        };
         let ds: DaemonSet = serde_json::from_value(json!({
             "metadata": {"name": "per-node"},
             "spec": {"selector": {"matchLabels": {"app": "per-node"}}, "template": template("per-node")}
@@ -105,8 +116,8 @@ async fn a_daemonset_runs_one_pod_per_node_and_a_deployment_becomes_available() 
         daemonsets.create(&PostParams::default(), &ds).await?;
         deployments.create(&PostParams::default(), &deploy).await?;
 
-        let node_names = causely_tests::cluster::node_names(&client).await?;
-        let placed = poll::until("the DaemonSet has a Running pod with an IP on every node", CONVERGE, || async {
+        let node_names = causely_tests::cluster::fake_node_names(&client).await?;
+        let placed = poll::until("the DaemonSet has a Running pod with an IP on every fake node", CONVERGE, || async {
             let list = pods.list(&ListParams::default().labels("app=per-node")).await?;
             let running: Vec<(String, String)> = list
                 .items
@@ -121,7 +132,7 @@ async fn a_daemonset_runs_one_pod_per_node_and_a_deployment_becomes_available() 
         })
         .await?;
         let on_nodes: BTreeSet<String> = placed.iter().map(|(node, _)| node.clone()).collect();
-        assert_eq!(on_nodes, node_names, "one DaemonSet pod per node");
+        assert_eq!(on_nodes, node_names, "one DaemonSet pod per fake node");
         let ips: BTreeSet<&String> = placed.iter().map(|(_, ip)| ip).collect();
         assert_eq!(ips.len(), placed.len(), "pod IPs are distinct: {placed:?}");
 
@@ -135,7 +146,8 @@ async fn a_daemonset_runs_one_pod_per_node_and_a_deployment_becomes_available() 
 
         poll::until("the Deployment is Available with 2 replicas", CONVERGE, || async {
             let status = deployments.get_status("web").await?.status.context("no status")?;
-            let available = status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True");
+            let available =
+                status.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True");
             Ok((available && status.available_replicas == Some(2)).then_some(()))
         })
         .await?;
@@ -161,7 +173,7 @@ async fn pod_security_admission_enforces_the_restricted_profile() -> anyhow::Res
 
         let compliant: Pod = serde_json::from_value(json!({
             "metadata": {"name": "compliant"},
-            "spec": {"containers": [restricted_container("main")]}
+            "spec": on_fake_nodes(json!({"containers": [restricted_container("main")]}))
         }))?;
         // The namespace's default ServiceAccount appears asynchronously (controller-manager).
         poll::until("a restricted-compliant pod is admitted", CONVERGE, || async {

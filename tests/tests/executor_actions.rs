@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use causely_tests::cluster::Cluster;
 use causely_tests::executor::{Executor, ExecutorOptions, action, mediator_token_file, run_action, scoped_kubeconfig};
+use causely_tests::kwok::on_fake_nodes;
 use causely_tests::mediator::{Mediator, MediatorOptions, ensure_namespace};
 use causely_tests::{plugin, poll};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -35,7 +36,7 @@ where
 
 fn template(image: &str) -> serde_json::Value {
     json!({"metadata": {"labels": {"app": "web"}},
-           "spec": {"containers": [{"name": "web", "image": image}]}})
+           "spec": on_fake_nodes(json!({"containers": [{"name": "web", "image": image}]}))})
 }
 
 fn image(d: &Deployment) -> String {
@@ -81,7 +82,7 @@ async fn each_action_takes_effect_and_is_recorded() -> anyhow::Result<()> {
         json!({"metadata": {"name": "db"}, "spec": {"replicas": 1, "serviceName": "db",
         "selector": {"matchLabels": {"app": "db"}},
         "template": {"metadata": {"labels": {"app": "db"}},
-                     "spec": {"containers": [{"name": "db", "image": "registry.example/db:1"}]}}}}),
+                     "spec": on_fake_nodes(json!({"containers": [{"name": "db", "image": "registry.example/db:1"}]}))}}}),
     )
     .await?;
     // A node of our own (kwok does not manage it): cordoning it disturbs no one else's test.

@@ -4,6 +4,7 @@
 
 use causely_tests::cluster::Cluster;
 use causely_tests::executor::{Executor, ExecutorOptions, action, mediator_token_file, run_action, scoped_kubeconfig};
+use causely_tests::kwok::on_fake_nodes;
 use causely_tests::mediator::{Mediator, MediatorOptions, ensure_namespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Node;
@@ -35,7 +36,7 @@ async fn an_action_outside_the_role_fails_with_the_reason_and_the_executor_carri
     let web = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1,
         "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}}});
+                     "spec": on_fake_nodes(json!({"containers": [{"name": "web", "image": "registry.example/web:1"}]}))}}});
     deployments.create(&PostParams::default(), &serde_json::from_value(web)?).await?;
 
     // The scoped role without its rule for nodes (cordon, uncordon).

@@ -10,6 +10,7 @@ use causely_tests::executor::{
     Executor, ExecutorOptions, action, mediator_token_file, now_millis, run_action, scoped_kubeconfig, submit,
     wait_result,
 };
+use causely_tests::kwok::on_fake_nodes;
 use causely_tests::mediator::{Mediator, MediatorOptions, agent_token, ensure_namespace, reqwest_client};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -22,7 +23,7 @@ fn deployment() -> anyhow::Result<Deployment> {
     Ok(serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 1,
         "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}}}))?)
+                     "spec": on_fake_nodes(json!({"containers": [{"name": "web", "image": "registry.example/web:1"}]}))}}}))?)
 }
 
 async fn fresh(api: &Api<Deployment>) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use causely_tests::cluster::Cluster;
 use causely_tests::executor::{
     Executor, ExecutorOptions, action, mediator_token_file, now_millis, scoped_kubeconfig, wait_result,
 };
+use causely_tests::kwok::on_fake_nodes;
 use causely_tests::mediator::{Mediator, MediatorOptions, ensure_namespace};
 use causely_tests::poll;
 use causely_tests::upstream::Upstream;
@@ -28,7 +29,7 @@ async fn fresh_deployment(api: &Api<Deployment>) -> anyhow::Result<()> {
     let deployment = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": 1,
         "selector": {"matchLabels": {"app": "web"}},
         "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}}}))?;
+                     "spec": on_fake_nodes(json!({"containers": [{"name": "web", "image": "registry.example/web:1"}]}))}}}))?;
     api.create(&PostParams::default(), &deployment).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use causely_tests::cluster::{Cluster, api_for};
-use causely_tests::plugin::{expect, run};
+use causely_tests::plugin::{expect, install, run};
 use causely_tests::poll;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, PodSpec};
@@ -113,11 +113,12 @@ async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow:
     let client = cluster.client().await?;
     remove_any_previous_install(&cluster, &client).await?;
 
-    let pre = expect(&cluster, &["check", "--pre"], 0)?;
+    // With the registry the install pulls from: --pre runs the agent's image on the real node.
+    let pre = expect(&cluster, &["check", "--pre", "--registry", cluster.registry.as_str()], 0)?;
     ensure!(pre.stdout.contains("√ can create and update all"), "{}", pre.stdout);
 
     // Install with the executor and wait for the rollout.
-    expect(&cluster, &["install", "--executor", "--wait", "--timeout", "2m"], 0)?;
+    install(&cluster, &["--executor", "--wait", "--timeout", "2m"], 0)?;
     let items = rendered_items(&cluster, &["--executor"])?;
     let versions = live_versions(&client, &items).await?;
     ensure!(versions.len() == items.len());
@@ -169,7 +170,7 @@ async fn install_check_upgrade_and_uninstall_against_the_api_server() -> anyhow:
     check_restricted_admission(&client, templates).await?;
 
     // Re-installing with the same settings changes nothing.
-    let again = expect(&cluster, &["install", "--executor"], 0)?;
+    let again = install(&cluster, &["--executor"], 0)?;
     ensure!(!again.stdout.contains(" applied"), "re-install applied something:\n{}", again.stdout);
     ensure!(live_versions(&client, &items).await? == versions, "a resourceVersion moved on re-install");
 
@@ -349,7 +350,7 @@ async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_ba
     let nowhere = nowhere.to_string_lossy().into_owned();
 
     // install --wait names the scheduler's reason when the mediator cannot be placed.
-    let stuck = expect(&cluster, &["install", "-f", &nowhere, "--wait", "--timeout", "8s"], 1)?;
+    let stuck = install(&cluster, &["-f", &nowhere, "--wait", "--timeout", "8s"], 1)?;
     ensure!(stuck.stderr.contains("not ready after 8s: mediator"), "{}", stuck.stderr);
     ensure!(stuck.stderr.contains("node(s) didn't match Pod's node affinity/selector"), "{}", stuck.stderr);
 
@@ -357,7 +358,7 @@ async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_ba
 
     // install --wait names an admission denial: a policy that refuses mediator pods.
     deny_mediator_pods(&client, true).await?;
-    let denied = expect(&cluster, &["install", "--wait", "--timeout", "8s"], 1);
+    let denied = install(&cluster, &["--wait", "--timeout", "8s"], 1);
     deny_mediator_pods(&client, false).await?;
     let denied = denied?;
     ensure!(denied.stderr.contains("not ready after 8s: mediator"), "{}", denied.stderr);
@@ -365,7 +366,7 @@ async fn a_rollout_that_cannot_finish_is_explained_and_a_failed_upgrade_rolls_ba
     expect(&cluster, &["uninstall", "--purge"], 0)?;
 
     // A good install, then an upgrade that cannot roll out: rolled back to the recorded release.
-    expect(&cluster, &["install", "--wait", "--timeout", "2m"], 0)?;
+    install(&cluster, &["--wait", "--timeout", "2m"], 0)?;
     let failed = expect(&cluster, &["upgrade", "-f", &nowhere, "--timeout", "8s"], 1)?;
     ensure!(failed.stderr.contains("rolled back to the recorded release"), "{}", failed.stderr);
     let deployment = Api::<Deployment>::namespaced(client.clone(), NS).get("causely-mediator").await?;

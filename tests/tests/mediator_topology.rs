@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use causely_tests::cluster::Cluster;
+use causely_tests::kwok::on_fake_nodes;
 use causely_tests::mediator::{Mediator, MediatorOptions, agent_token, ensure_namespace, reqwest_client};
 use causely_tests::poll;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -35,7 +36,7 @@ fn deployment(name: &str, replicas: i32) -> Value {
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": name, "image": "registry.example/app:1"}]}
+                "spec": on_fake_nodes(json!({"containers": [{"name": name, "image": "registry.example/app:1"}]}))
             }
         }
     })

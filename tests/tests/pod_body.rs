@@ -26,10 +26,11 @@ async fn two_pods_made_real_talk_over_their_pod_ips_from_kubelet_named_cgroups()
     let caller = PodBody::run(&cluster, NS, "client", None, &["sleep", "300"])?;
     assert_eq!(Some(server.ip.clone()), server_pod.status.and_then(|s| s.pod_ip));
 
-    // The server runs in the pod's cgroups, as the kubelet's cgroupfs driver names them.
+    // The server runs in the pod's cgroups, as a nested kubelet's cgroupfs driver names them (under
+    // `kwok/`, apart from the real node's kubelet, which removes cgroups of pods it does not run).
     let uid = server_pod.metadata.uid.context("uid")?;
     let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", server.pid))?;
-    let expected = format!("/kubepods/besteffort/pod{uid}/{}", server.container_id);
+    let expected = format!("/kwok/kubepods/besteffort/pod{uid}/{}", server.container_id);
     assert!(cgroups.lines().any(|l| l.ends_with(&expected)), "{expected} not in\n{cgroups}");
 
     // The client's network namespace reaches the server's pod IP through the host.
@@ -52,6 +53,6 @@ async fn two_pods_made_real_talk_over_their_pod_ips_from_kubelet_named_cgroups()
     drop(caller);
     let listed = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output()?.stdout).into_owned();
     assert!(!listed.contains(&netns), "the body's namespace is removed: {listed}");
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/kubepods/besteffort/pod{uid}")).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/kwok/kubepods/besteffort/pod{uid}")).exists());
     Ok(())
 }
