@@ -9,6 +9,7 @@ pub mod kwok;
 pub mod mediator;
 pub mod plugin;
 pub mod pod_body;
+pub mod pods;
 pub mod poll;
 pub mod pty;
 pub mod registry;

@@ -11,43 +11,27 @@ use anyhow::{Context, ensure};
 use causely_tests::cluster::Cluster;
 use causely_tests::mediator::{metric_value, reqwest_client};
 use causely_tests::plugin::{expect, install};
-use causely_tests::poll;
+use causely_tests::{pods, poll};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::ListParams;
 
 const CONVERGE: Duration = Duration::from_secs(180);
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-/// The agent pod on the real node, once Ready and running the installed release's template.
+/// The agent pod on the real node, once Ready and running the posture asked for.
 async fn agent_on(client: &kube::Client, node: &str, privileged: bool) -> anyhow::Result<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "causely");
-    poll::until("the agent on the real node is Ready", CONVERGE, || async {
-        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/name=agent")).await?;
-        Ok(list.items.into_iter().find(|p| {
-            let spec = p.spec.as_ref();
-            let on_node = spec.and_then(|s| s.node_name.as_deref()) == Some(node);
-            let is_privileged = spec
-                .and_then(|s| s.containers[0].security_context.as_ref())
-                .and_then(|c| c.privileged)
-                .unwrap_or(false);
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            on_node && ready && is_privileged == privileged && p.metadata.deletion_timestamp.is_none()
-        }))
+    pods::ready_on(&pods, "agent", node, CONVERGE, |p| {
+        let context = p.spec.as_ref().and_then(|s| s.containers[0].security_context.as_ref());
+        context.and_then(|c| c.privileged).unwrap_or(false) == privileged
     })
     .await
 }
 
 /// The effective capability set of the container's main process, as the kernel reports it.
 fn effective_capabilities(cluster: &Cluster, pod: &Pod) -> anyhow::Result<u64> {
-    let id = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c[0].container_id.clone());
-    let id = id.context("no container id")?;
-    let id = id.strip_prefix("containerd://").context("not a containerd container")?.to_owned();
+    let id = pods::containerd_id(pod).context("no containerd container id")?;
     let out = Command::new("ctr")
         .arg("--address")
         .arg(&cluster.containerd_socket)
@@ -58,7 +42,7 @@ fn effective_capabilities(cluster: &Cluster, pod: &Pod) -> anyhow::Result<u64> {
         .lines()
         .find_map(|l| {
             let mut fields = l.split_whitespace();
-            (fields.next() == Some(id.as_str())).then(|| fields.next()).flatten()
+            (fields.next() == Some(id)).then(|| fields.next()).flatten()
         })
         .with_context(|| format!("container {id} not in ctr's tasks:\n{tasks}"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

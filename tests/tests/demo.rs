@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use causely_tests::cluster::{Cluster, service_get, with_query};
 use causely_tests::plugin::expect;
-use causely_tests::poll;
 use causely_tests::workspace::repo_root;
+use causely_tests::{pods, poll};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
@@ -22,29 +22,19 @@ const DEMO_NS: &str = "causely-demo";
 
 fn pod_of(pods: &[Pod], component: &str) -> anyhow::Result<String> {
     pods.iter()
-        .find(|p| {
-            p.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/name")).map(String::as_str)
-                == Some(component)
-        })
+        .find(|p| pods::component(p) == Some(component))
         .and_then(|p| p.metadata.name.clone())
         .with_context(|| format!("no {component} pod"))
 }
 
 fn check_pods_run_for_real(pods: &[Pod], node: &str) -> anyhow::Result<()> {
     for component in ["agent", "mediator", "victoria-metrics"] {
-        let on_node: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| {
-                p.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/name")).map(String::as_str)
-                    == Some(component)
-            })
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
-            .collect();
+        let on_node: Vec<&Pod> =
+            pods.iter().filter(|p| pods::component(p) == Some(component) && pods::node(p) == Some(node)).collect();
         ensure!(on_node.len() == 1, "{} {component} pods on {node}", on_node.len());
         let status = on_node[0].status.as_ref().context("no status")?;
         ensure!(status.phase.as_deref() == Some("Running"), "{component}: phase {:?}", status.phase);
-        let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
-        ensure!(ready, "{component} is not Ready");
+        ensure!(pods::is_ready(on_node[0]), "{component} is not Ready");
         for container in status.container_statuses.iter().flatten() {
             let id = container.container_id.as_deref().unwrap_or_default();
             ensure!(id.starts_with("containerd://"), "{component}/{}: container id {id:?}", container.name);
@@ -63,13 +53,7 @@ fn check_pods_run_for_real(pods: &[Pod], node: &str) -> anyhow::Result<()> {
 /// posture, drops every other one, and is not privileged.
 fn check_agent_capabilities(pods: &[Pod]) -> anyhow::Result<()> {
     let docs = std::fs::read_to_string(repo_root().join("docs/install.md"))?;
-    let agent = pods
-        .iter()
-        .find(|p| {
-            p.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/name")).map(String::as_str)
-                == Some("agent")
-        })
-        .context("no agent pod")?;
+    let agent = pods.iter().find(|p| pods::component(p) == Some("agent")).context("no agent pod")?;
     let spec = agent.spec.as_ref().context("no spec")?;
     ensure!(!spec.host_pid.unwrap_or(false) && !spec.host_network.unwrap_or(false), "the agent shares host namespaces");
     for container in &spec.containers {

@@ -108,15 +108,10 @@ async fn a_pod_pulls_from_the_registry_reaches_a_service_by_name_and_serves_logs
         created.await?;
         let web = poll::until("web is Running and Ready on the real node", CONVERGE, || async {
             let p = pods.get("web").await?;
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            Ok(ready.then_some(p))
+            Ok(causely_tests::pods::is_ready(&p).then_some(p))
         })
         .await?;
-        ensure!(web.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(cluster.real_node.as_str()));
+        ensure!(causely_tests::pods::node(&web) == Some(cluster.real_node.as_str()));
         let status = web.status.context("no status")?;
         let ip = status.pod_ip.clone().unwrap_or_default();
         ensure!(ip.starts_with("10.244.200."), "pod IP {ip} is not from the real node's pod CIDR");

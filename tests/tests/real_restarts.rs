@@ -21,21 +21,9 @@ use serde_json::json;
 const NS: &str = "causely";
 const CONVERGE: Duration = Duration::from_secs(180);
 
-/// The one pod of `component` on `node`, once it is Ready.
+/// The pod of `component` on `node`, once it is Ready.
 async fn ready_pod(pods: &Api<Pod>, component: &str, node: &str) -> anyhow::Result<Pod> {
-    poll::until(&format!("the {component} pod on {node} is Ready"), CONVERGE, || async {
-        let list = pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/name={component}"))).await?;
-        Ok(list.items.into_iter().find(|p| {
-            let on_node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node);
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            on_node && ready && p.metadata.deletion_timestamp.is_none()
-        }))
-    })
-    .await
+    causely_tests::pods::ready_on(pods, component, node, CONVERGE, |_| true).await
 }
 
 async fn mediator(client: &Client, path: &str) -> anyhow::Result<String> {
@@ -53,16 +41,7 @@ async fn scale_victoria_metrics(client: &Client, replicas: i32) -> anyhow::Resul
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     poll::until(&format!("VictoriaMetrics has {replicas} ready pods"), CONVERGE, || async {
         let list = pods.list(&ListParams::default().labels("app.kubernetes.io/name=victoria-metrics")).await?;
-        let ready = list
-            .items
-            .iter()
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-            .count();
+        let ready = list.items.iter().filter(|p| causely_tests::pods::is_ready(p)).count();
         Ok((list.items.len() == replicas as usize && ready == replicas as usize).then_some(()))
     })
     .await
@@ -104,9 +83,7 @@ async fn killed_agent_and_mediator_containers_come_back_with_their_spool_and_led
     .await?;
 
     // Its container is killed; the kubelet restarts it in the same pod, with the same volume.
-    let id = agent.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c[0].container_id.clone());
-    let id = id.context("agent container id")?;
-    let id = id.strip_prefix("containerd://").context("not a containerd container")?;
+    let id = causely_tests::pods::containerd_id(&agent).context("the agent's containerd container id")?;
     let killed = Command::new("ctr")
         .arg("--address")
         .arg(&cluster.containerd_socket)
